@@ -1,0 +1,184 @@
+//! The HTTPS server. Handlers are thin: check the request, find the binding, call
+//! [`admission::admit`], record metrics, answer. Endpoints:
+//!
+//! | path | answer |
+//! | --- | --- |
+//! | `POST /validate/{binding}`, `POST /mutate/{binding}` | AdmissionReview v1 |
+//! | `GET /healthz` | 200 while the process serves |
+//! | `GET /readyz` | 200 when every binding loaded, else 503 with the reasons |
+//! | `GET /metrics` | Prometheus text format |
+
+mod server;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kube_core::DynamicObject;
+use serde_json::json;
+
+use crate::admission::bindings::{BindingSet, Entry};
+use crate::admission::{self, AdmissionReview, Mode};
+use crate::telemetry::Metrics;
+
+pub use server::serve;
+
+/// What the handlers share.
+pub struct AppState {
+    /// Swapped whole when bindings are (re)loaded; a request keeps the set it started with.
+    pub bindings: ArcSwap<Option<BindingSet>>,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// A state whose bindings are still loading (`None`): not ready yet.
+    pub fn loading() -> Arc<Self> {
+        Arc::new(Self { bindings: ArcSwap::from_pointee(None), metrics: Metrics::new() })
+    }
+
+    pub fn with_bindings(bindings: BindingSet) -> Arc<Self> {
+        let state = Self::loading();
+        state.bindings.store(Arc::new(Some(bindings)));
+        state
+    }
+}
+
+pub fn router(state: Arc<AppState>, max_body_size: usize) -> Router {
+    Router::new()
+        .route("/validate/{binding}", post(validate))
+        .route("/mutate/{binding}", post(mutate))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { status(StatusCode::NOT_FOUND, "NotFound", "no such endpoint: POST /validate/{binding} or /mutate/{binding}, GET /healthz, /readyz or /metrics") })
+        .layer(DefaultBodyLimit::max(max_body_size))
+        .with_state(state)
+}
+
+/// An error answer in the shape of a Kubernetes `Status`.
+fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message.into(), "reason": reason, "code": code.as_u16(),
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+async fn validate(state: State<Arc<AppState>>, name: Path<String>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    webhook(Mode::Validate, state, name, headers, body).await
+}
+
+async fn mutate(state: State<Arc<AppState>>, name: Path<String>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    webhook(Mode::Mutate, state, name, headers, body).await
+}
+
+async fn webhook(
+    mode: Mode,
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UnsupportedMediaType",
+            format!("content type {content_type:?} is not supported: send an AdmissionReview as application/json"),
+        );
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return status(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "the request body is over the size limit (maxBodySize)");
+        }
+        Err(rejection) => return status(rejection.status(), "BadRequest", format!("failed to read the request body: {rejection}")),
+    };
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
+        Ok(review) => review,
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", format!("the body is not an AdmissionReview: {e}")),
+    };
+    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
+        return status(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            format!(
+                "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got {:?} {:?}: set admissionReviewVersions: [v1] in the webhook configuration",
+                review.types.api_version, review.types.kind
+            ),
+        );
+    }
+    let request: admission::Request = match review.try_into() {
+        Ok(request) => request,
+        Err(_) => return status(StatusCode::BAD_REQUEST, "BadRequest", "the AdmissionReview has no request"),
+    };
+
+    let bindings = state.bindings.load();
+    let Some(bindings) = bindings.as_ref() else {
+        return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "bindings are still loading: retry shortly");
+    };
+    let Some(entry) = bindings.entries.get(&name) else {
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no binding named {name:?}; the bindings are: {}", bindings.names().join(", ")),
+        );
+    };
+    if entry.mode() != mode {
+        let other = entry.mode().as_str();
+        return status(StatusCode::NOT_FOUND, "NotFound", format!("binding {name:?} is a {other} binding: POST /{other}/{name}"));
+    }
+
+    let _in_flight = state.metrics.start();
+    let started = Instant::now();
+    let response = match entry {
+        Entry::Loaded(binding) => {
+            let (response, outcome) = admission::admit(binding, &request).await;
+            state.metrics.record(&name, &outcome, started.elapsed().as_secs_f64());
+            response
+        }
+        Entry::Failed { failure_policy, reason, .. } => {
+            let outcome = admission::Outcome { allowed: *failure_policy == admission::FailurePolicy::Ignore, mutated: false, error: Some("not_loaded") };
+            state.metrics.record(&name, &outcome, started.elapsed().as_secs_f64());
+            admission::fail(&request, *failure_policy, &format!("binding {name:?} is not loaded: {reason}"))
+        }
+    };
+    ([(header::CONTENT_TYPE, "application/json")], admission::review_json(response)).into_response()
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let bindings = state.bindings.load();
+    let Some(bindings) = bindings.as_ref() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"ready": false, "reason": "bindings are loading"}))).into_response();
+    };
+    let report: serde_json::Map<String, serde_json::Value> = bindings
+        .entries
+        .iter()
+        .map(|(name, entry)| {
+            let value = match entry {
+                Entry::Loaded(b) => json!({"loaded": true, "plugin": b.plugin.name(), "mode": b.mode, "wit": b.plugin.wit_version()}),
+                Entry::Failed { plugin, reason, mode, .. } => json!({"loaded": false, "plugin": plugin, "mode": mode, "error": reason}),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    let ready = bindings.is_ready();
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, axum::Json(json!({"ready": ready, "bindings": report}))).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.metrics.encode(),
+    )
+        .into_response()
+}

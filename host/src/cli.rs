@@ -1,0 +1,236 @@
+//! The `corbel` command line.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use kube_core::DynamicObject;
+
+use crate::admission::bindings::BindingSet;
+use crate::admission::{self, AdmissionReview, Binding, FailurePolicy, Mode};
+use crate::api::{self, AppState};
+use crate::config::{Config, parse_quantity};
+use crate::runtime::{Limits, Runtime, RuntimeConfig, inspect};
+use crate::telemetry::{LogFormat, init_logging};
+use crate::tls;
+
+#[derive(Debug, Parser)]
+#[command(name = "corbel", version, about = "Kubernetes admission webhooks whose decisions come from sandboxed WebAssembly components")]
+struct Cli {
+    /// Log output format (logs go to standard error; filter with RUST_LOG, e.g. RUST_LOG=debug).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the admission webhooks of a configuration over HTTPS.
+    ///
+    /// Each binding answers at POST /validate/{name} or POST /mutate/{name}; /healthz, /readyz and
+    /// /metrics are served beside them.
+    Serve {
+        /// The configuration file (YAML or JSON); see docs/configuration.md.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Override the configuration's listen address, e.g. 127.0.0.1:0 for any free port.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Write the actual listen address to this file once serving (useful with port 0).
+        #[arg(long)]
+        address_file: Option<PathBuf>,
+    },
+    /// Evaluate one AdmissionReview offline, through the same code as the server, and print the
+    /// AdmissionReview response on standard output.
+    ///
+    /// Exits 0 when the plugin evaluated the request, whatever its verdict; non-zero with a message
+    /// on standard error when it could not (bad input, plugin failure).
+    Eval {
+        /// The plugin component (.wasm).
+        #[arg(long)]
+        plugin: PathBuf,
+        /// Settings as JSON, or @FILE to read them (YAML or JSON) from a file.
+        #[arg(long, default_value = "{}")]
+        settings: String,
+        #[arg(long, value_enum, default_value_t = Mode::Validate)]
+        mode: Mode,
+        /// The AdmissionReview file, or - for standard input.
+        #[arg(long)]
+        request: String,
+        /// Time limit of the evaluation, e.g. 2s or 500ms.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        timeout: Duration,
+        /// Memory limit of the sandbox, e.g. 64Mi.
+        #[arg(long, default_value = "64Mi", value_parser = parse_quantity)]
+        memory_limit: usize,
+    },
+    /// Show a component's Corbel WIT version, world, imports and exports.
+    Inspect {
+        /// The component (.wasm).
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { config, listen, address_file } => serve(config, listen, address_file).await,
+            Command::Eval { plugin, settings, mode, request, timeout, memory_limit } => {
+                eval(plugin, settings, mode, request, Limits { timeout, memory: memory_limit }).await
+            }
+            Command::Inspect { file, json } => inspect(file, json),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config_path: PathBuf, listen: Option<std::net::SocketAddr>, address_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = Config::load(&config_path)?;
+    let files = match (&config.tls.development, &config.tls.cert_file, &config.tls.key_file) {
+        (Some(dev), _, _) => {
+            let dev = tls::development_certificates(&dev.dir, &dev.hosts)?;
+            tracing::info!(ca = %dev.ca.display(), "development TLS: put this CA into caBundle (base64 -w0 {})", dev.ca.display());
+            dev.files
+        }
+        (None, Some(cert), Some(key)) => tls::CertFiles { cert: cert.clone(), key: key.clone() },
+        _ => unreachable!("Config::load checks the TLS settings"),
+    };
+    let (tls_config, current) = tls::server_config(&files)?;
+    if config.tls.development.is_none() {
+        tokio::spawn(tls::reload_on_change(files, current, config.tls.reload_interval));
+    }
+
+    let max_memory = config.bindings.iter().map(|b| b.memory_limit).max().unwrap_or(0).max(RuntimeConfig::default().max_memory);
+    let runtime = Arc::new(Runtime::new(&RuntimeConfig { max_instances: config.max_instances, max_memory })?);
+    let state = AppState::loading();
+    let router = api::router(state.clone(), config.max_body_size);
+
+    let addr = listen.unwrap_or(config.listen);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("failed to listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    if let Some(file) = &address_file {
+        std::fs::write(file, local.to_string()).with_context(|| format!("failed to write {}", file.display()))?;
+    }
+    tracing::info!(address = %local, bindings = config.bindings.len(), "serving HTTPS; loading bindings");
+
+    let loader = {
+        let (state, runtime, bindings) = (state.clone(), runtime.clone(), config.bindings.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let set = BindingSet::load(&runtime, &bindings).await;
+            let ready = set.is_ready();
+            state.bindings.store(Arc::new(Some(set)));
+            if ready {
+                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready: every binding loaded");
+            } else {
+                tracing::error!("not ready: some bindings failed to load (GET /readyz says why)");
+            }
+        })
+    };
+    api::serve(listener, tls_config, router, shutdown_signal(), config.shutdown_grace_period).await?;
+    loader.abort();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("interrupted"),
+        () = terminate => tracing::info!("terminated"),
+    }
+}
+
+async fn eval(plugin: PathBuf, settings: String, mode: Mode, request: String, limits: Limits) -> anyhow::Result<()> {
+    let text = if request == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("failed to read the AdmissionReview from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(&request).with_context(|| format!("failed to read the AdmissionReview {request}"))?
+    };
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_str(&text).with_context(|| format!("{request} is not an AdmissionReview"))?;
+    if review.types.api_version != "admission.k8s.io/v1" {
+        bail!("{request}: apiVersion is {:?}; Corbel reads admission.k8s.io/v1", review.types.api_version);
+    }
+    let request: admission::Request = review.try_into().map_err(|_| anyhow::anyhow!("{request}: the AdmissionReview has no request"))?;
+    let settings: serde_json::Value = match settings.strip_prefix('@') {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).with_context(|| format!("failed to read settings file {file}"))?;
+            serde_yaml_ng::from_str(&text).with_context(|| format!("settings file {file} is not YAML or JSON"))?
+        }
+        None => serde_json::from_str(&settings).context("--settings is not JSON (use @FILE to read a file)")?,
+    };
+
+    let runtime = Runtime::new(&RuntimeConfig { max_instances: 4, max_memory: limits.memory.max(64 << 20) })?;
+    let loaded = runtime.load_file(&plugin).with_context(|| format!("failed to load {}", plugin.display()))?;
+    let binding = Binding::new("eval", Arc::new(loaded), &settings, mode, limits, FailurePolicy::Fail).await?;
+    let verdict = admission::evaluate(&binding, &request).await.map_err(|e| {
+        anyhow::anyhow!("plugin {} {e}", binding.plugin.name())
+    })?;
+    let response = admission::respond(&request, verdict);
+    let review: serde_json::Value = serde_json::from_slice(&admission::review_json(response))?;
+    println!("{}", serde_json::to_string_pretty(&review)?);
+    Ok(())
+}
+
+fn inspect(file: PathBuf, json: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(&file).with_context(|| format!("failed to read {}", file.display()))?;
+    let runtime = Runtime::new(&RuntimeConfig { max_instances: 1, max_memory: 64 << 20 })?;
+    let component = runtime.compile(&bytes).with_context(|| format!("failed to load {}", file.display()))?;
+    let description = inspect::describe(runtime.engine(), &component);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&description)?);
+        return Ok(());
+    }
+    println!("file:     {} ({} bytes)", file.display(), bytes.len());
+    println!("package:  {}", description.package.as_deref().unwrap_or("(none: not a Corbel plugin)"));
+    println!("world:    {}", description.world.as_deref().unwrap_or("(none)"));
+    match &description.loadable {
+        Ok(()) => println!("loadable: yes"),
+        Err(why) => println!("loadable: no: {why}"),
+    }
+    for (title, items) in [("imports", &description.imports), ("exports", &description.exports)] {
+        println!("{title}:");
+        for item in items {
+            println!("  {}: {}", item.name, item.functions.join(", "));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! The configuration file of `corbel serve` (YAML or JSON). Field names are camelCase like
+//! Kubernetes'; unknown fields are errors, so a typo never silently falls back to a default.
+//!
+//! ```yaml
+//! listen: 127.0.0.1:8443
+//! tls:
+//!   development: { dir: .corbel/dev-tls }   # or: certFile: tls.crt, keyFile: tls.key
+//! bindings:
+//!   - name: require-labels
+//!     plugin: plugins/require_labels.wasm    # relative to this file
+//!     mode: validate
+//!     settings: { labels: [team] }
+//!     timeout: 2s
+//!     memoryLimit: 64Mi
+//!     failurePolicy: Fail
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Deserializer};
+
+use crate::admission::{FailurePolicy, Mode};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTPS server.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    pub tls: TlsConfig,
+    /// Largest request body accepted; larger ones get 413. Kubernetes' own limit is 3 MiB.
+    #[serde(default = "default_max_body", deserialize_with = "quantity")]
+    pub max_body_size: usize,
+    /// Sandboxes that may run at once, across all bindings.
+    #[serde(default = "default_max_instances")]
+    pub max_instances: u32,
+    /// How long shutdown waits for requests in flight.
+    #[serde(default = "default_grace", with = "humantime_serde")]
+    pub shutdown_grace_period: Duration,
+    #[serde(default)]
+    pub bindings: Vec<BindingConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain; reloaded when the file changes.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key; reloaded when the file changes.
+    pub key_file: Option<PathBuf>,
+    /// Development mode: a CA and serving certificate created (once) in a directory.
+    pub development: Option<DevTlsConfig>,
+    /// How often the certificate files are checked for changes.
+    #[serde(default = "default_reload", with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DevTlsConfig {
+    /// Where `ca.crt` (paste it into `caBundle`), `tls.crt` and `tls.key` are written.
+    pub dir: PathBuf,
+    /// Names and addresses the serving certificate is valid for.
+    #[serde(default = "default_hosts")]
+    pub hosts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BindingConfig {
+    /// Also the endpoint: `POST /validate/{name}` or `POST /mutate/{name}`.
+    pub name: String,
+    /// The plugin's component file, relative to the configuration file.
+    pub plugin: PathBuf,
+    pub mode: Mode,
+    /// Settings passed to the plugin, inline.
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+    /// Settings from a YAML or JSON file, relative to the configuration file.
+    #[serde(default)]
+    pub settings_file: Option<PathBuf>,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_memory", deserialize_with = "quantity")]
+    pub memory_limit: usize,
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+}
+
+fn default_listen() -> SocketAddr {
+    ([127, 0, 0, 1], 8443).into()
+}
+fn default_max_body() -> usize {
+    3 << 20
+}
+fn default_max_instances() -> u32 {
+    256
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_reload() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_hosts() -> Vec<String> {
+    vec!["127.0.0.1".into(), "localhost".into()]
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_memory() -> usize {
+    64 << 20
+}
+
+impl Config {
+    /// Reads and checks a configuration file; relative paths in it are made relative to its folder.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("failed to read the configuration file {}", path.display()))?;
+        let mut config: Config =
+            serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.check()?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.tls.cert_file.as_mut().map(fix);
+        self.tls.key_file.as_mut().map(fix);
+        if let Some(dev) = &mut self.tls.development {
+            fix(&mut dev.dir);
+        }
+        for binding in &mut self.bindings {
+            fix(&mut binding.plugin);
+            binding.settings_file.as_mut().map(fix);
+        }
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        match (&self.tls.cert_file, &self.tls.key_file, &self.tls.development) {
+            (Some(_), Some(_), None) | (None, None, Some(_)) => {}
+            _ => bail!("tls: give either certFile and keyFile, or development (for a generated CA), not both"),
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for b in &self.bindings {
+            let valid = !b.name.is_empty()
+                && b.name.len() <= 63
+                && b.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !b.name.starts_with('-')
+                && !b.name.ends_with('-');
+            if !valid {
+                bail!("binding name {:?} is not valid: use 1-63 lowercase letters, digits and '-' (it becomes the URL path)", b.name);
+            }
+            if !seen.insert(&b.name) {
+                bail!("binding name {:?} is used twice: each binding needs its own name (its endpoint)", b.name);
+            }
+            if b.settings.is_some() && b.settings_file.is_some() {
+                bail!("binding {:?}: give settings or settingsFile, not both", b.name);
+            }
+            if b.timeout.is_zero() {
+                bail!("binding {:?}: timeout must be more than zero", b.name);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl BindingConfig {
+    /// The binding's settings: inline, from its file, or `{}`.
+    pub fn settings(&self) -> anyhow::Result<serde_json::Value> {
+        if let Some(file) = &self.settings_file {
+            let text = std::fs::read_to_string(file).with_context(|| format!("failed to read settings file {}", file.display()))?;
+            return serde_yaml_ng::from_str(&text).with_context(|| format!("settings file {} is not YAML or JSON", file.display()));
+        }
+        Ok(self.settings.clone().unwrap_or_else(|| serde_json::json!({})))
+    }
+}
+
+/// A size as Kubernetes writes quantities (`64Mi`, `1Gi`, `500k`, `3145728`), or a plain number of bytes.
+pub fn parse_quantity(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let number: usize = number.parse().map_err(|_| format!("{text:?} is not a size: write e.g. 64Mi, 1Gi or 1048576"))?;
+    let unit: usize = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use Ki, Mi, Gi, k, M or G")),
+    };
+    number.checked_mul(unit).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Q {
+        Number(usize),
+        Text(String),
+    }
+    match Q::deserialize(d)? {
+        Q::Number(n) => Ok(n),
+        Q::Text(t) => parse_quantity(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> anyhow::Result<Config> {
+        let mut config: Config = serde_yaml_ng::from_str(yaml)?;
+        config.resolve_paths(Path::new("/etc/corbel"));
+        config.check()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn reads_a_binding_with_defaults_and_relative_paths() {
+        let config = parse(
+            "tls: {development: {dir: tls}}\nbindings:\n- name: labels\n  plugin: p.wasm\n  mode: validate\n  settings: {labels: [team]}\n",
+        )
+        .unwrap();
+        let b = &config.bindings[0];
+        assert_eq!(b.plugin, Path::new("/etc/corbel/p.wasm"));
+        assert_eq!((b.timeout, b.memory_limit, b.failure_policy), (Duration::from_secs(2), 64 << 20, FailurePolicy::Fail));
+        assert_eq!(b.settings().unwrap(), serde_json::json!({"labels": ["team"]}));
+        assert_eq!(config.max_body_size, 3 << 20);
+        assert_eq!(config.tls.development.as_ref().unwrap().dir, Path::new("/etc/corbel/tls"));
+    }
+
+    #[test]
+    fn refuses_unknown_fields_and_duplicate_names() {
+        let typo = parse("tls: {development: {dir: t}}\nbindings:\n- {name: a, plugin: p, mode: validate, timout: 1s}\n");
+        assert!(format!("{:#}", typo.unwrap_err()).contains("timout"));
+        let twice = parse("tls: {development: {dir: t}}\nbindings:\n- {name: a, plugin: p, mode: validate}\n- {name: a, plugin: q, mode: mutate}\n");
+        assert!(twice.unwrap_err().to_string().contains("used twice"));
+        let bad_name = parse("tls: {development: {dir: t}}\nbindings:\n- {name: A/b, plugin: p, mode: validate}\n");
+        assert!(bad_name.unwrap_err().to_string().contains("not valid"));
+    }
+
+    #[test]
+    fn needs_exactly_one_kind_of_tls() {
+        assert!(parse("tls: {}\n").unwrap_err().to_string().contains("certFile"));
+        assert!(parse("tls: {certFile: a, keyFile: b, development: {dir: t}}\n").is_err());
+        assert!(parse("tls: {certFile: a, keyFile: b}\n").is_ok());
+    }
+
+    #[test]
+    fn parses_kubernetes_quantities() {
+        assert_eq!(parse_quantity("64Mi"), Ok(64 << 20));
+        assert_eq!(parse_quantity("3145728"), Ok(3 << 20));
+        assert_eq!(parse_quantity("1G"), Ok(1_000_000_000));
+        assert!(parse_quantity("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(parse_quantity("Mi").unwrap_err().contains("not a size"));
+    }
+}

@@ -1,0 +1,20 @@
+//! The Corbel host: serves Kubernetes admission webhooks whose decisions come from sandboxed
+//! WebAssembly components.
+//!
+//! | module | what lives there |
+//! | --- | --- |
+//! | [`runtime`] | the wasmtime engine, limits, loading a plugin, one binding module per WIT version |
+//! | [`admission`] | `evaluate()`: one AdmissionRequest through one binding, with no knowledge of HTTP |
+//! | [`api`] | the HTTPS server: thin handlers for webhooks, health, readiness and metrics |
+//! | [`tls`] | serving certificates: files reloaded on change, or a development CA |
+//! | [`config`] | the configuration file |
+//! | [`telemetry`] | logging and Prometheus metrics |
+//! | [`cli`] | the `corbel` command line |
+
+pub mod admission;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod runtime;
+pub mod telemetry;
+pub mod tls;

@@ -1,0 +1,401 @@
+//! The WebAssembly runtime: one wasmtime [`Engine`] with a pooling allocator and an epoch ticker,
+//! the per-request [`Sandbox`] (empty WASI, log import, memory cap, deadline), and [`Plugin`]: a
+//! component compiled once and pre-linked, instantiated afresh for every call.
+
+pub mod bindings;
+pub mod inspect;
+mod output;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use self::bindings::latest;
+use self::bindings::v0_1_0;
+
+/// How often the engine's epoch advances: the granularity of timeouts.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Engine-wide settings, fixed for the life of the process.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Sandboxes that may exist at once; a call beyond this waits for a free slot.
+    pub max_instances: u32,
+    /// The largest memory cap any binding may ask for.
+    pub max_memory: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { max_instances: 256, max_memory: 1 << 30 }
+    }
+}
+
+/// The limits of one call into a plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(2), memory: 64 << 20 }
+    }
+}
+
+/// Who a plugin's log lines and output belong to.
+#[derive(Debug)]
+pub struct LogContext {
+    pub binding: String,
+    pub plugin: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("failed to read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("this is a core WebAssembly module, not a component: Corbel loads components (build for wasm32-wasip2, or wrap the module with `wasm-tools component new`)")]
+    CoreModule,
+    #[error("this is not WebAssembly (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    #[error("the component does not compile: {0}")]
+    Compile(String),
+    #[error("the component is not a Corbel policy: it exports {exports}, and a policy exports `corbel:plugin/admission@{supported}`")]
+    NotAPolicy { exports: String, supported: String },
+    #[error("the plugin was built against corbel:plugin@{found}, which this host does not support (it supports corbel:plugin@{supported}); rebuild the plugin with an SDK for a supported version, or upgrade Corbel")]
+    UnsupportedWitVersion { found: String, supported: String },
+    #[error("the component cannot be linked: {0}")]
+    Link(String),
+}
+
+/// Why a call into a plugin did not return a value.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SandboxError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("exceeded its memory limit of {} MiB", .0 >> 20)]
+    MemoryLimit(usize),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("no sandbox slot became free within {0:?} (all {1} are busy)")]
+    Busy(Duration, u32),
+}
+
+/// The engine and linker shared by every plugin.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    slots: Arc<Semaphore>,
+    max_instances: u32,
+    max_memory: usize,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    pub fn new(config: &RuntimeConfig) -> anyhow::Result<Self> {
+        let n = config.max_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 8)
+            .total_stacks(n)
+            .max_memory_size(config.max_memory);
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&wasm).map_err(|e| anyhow::anyhow!("failed to create the wasm engine: {e}"))?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+        v0_1_0::Policy::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(&mut linker, |s| s)
+            .map_err(|e| anyhow::anyhow!("failed to link corbel:plugin@0.1.0: {e}"))?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new().name("corbel-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                ticker_engine.increment_epoch();
+            }
+        })?;
+
+        Ok(Self {
+            engine,
+            linker,
+            slots: Arc::new(Semaphore::new(n as usize)),
+            max_instances: n,
+            max_memory: config.max_memory,
+            stop_ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The largest memory cap a binding may ask for.
+    pub fn max_memory(&self) -> usize {
+        self.max_memory
+    }
+
+    /// Compiles a component, refusing core modules and non-Wasm input with a clear error.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        match bytes.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => return Err(LoadError::CoreModule),
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(LoadError::NotWasm),
+        }
+        Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))
+    }
+
+    /// Reads, compiles and pre-links a plugin file.
+    pub fn load_file(&self, path: &std::path::Path) -> Result<Plugin, LoadError> {
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
+        self.load(&name, &bytes)
+    }
+
+    /// Compiles and pre-links a plugin: checks its WIT version and builds the `InstancePre`.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let component = self.compile(bytes)?;
+        let version = inspect::policy_version(&self.engine, &component)?;
+        let pre = match version.as_str() {
+            "0.1.0" => {
+                let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+                Versioned::V0_1_0(v0_1_0::PolicyPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
+            }
+            found => {
+                return Err(LoadError::UnsupportedWitVersion {
+                    found: found.to_owned(),
+                    supported: bindings::SUPPORTED.join(", "),
+                });
+            }
+        };
+        Ok(Plugin {
+            name: name.to_owned(),
+            wit_version: version,
+            pre,
+            engine: self.engine.clone(),
+            slots: self.slots.clone(),
+            max_instances: self.max_instances,
+        })
+    }
+}
+
+enum Versioned {
+    V0_1_0(v0_1_0::PolicyPre<Sandbox>),
+}
+
+/// Which admission function to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Validate,
+    Mutate,
+}
+
+/// A compiled, pre-linked plugin. Cheap to call concurrently: each call gets its own sandbox.
+pub struct Plugin {
+    name: String,
+    wit_version: String,
+    pre: Versioned,
+    engine: Engine,
+    slots: Arc<Semaphore>,
+    max_instances: u32,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("name", &self.name).field("wit_version", &self.wit_version).finish()
+    }
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `corbel:plugin` version the plugin was built against.
+    pub fn wit_version(&self) -> &str {
+        &self.wit_version
+    }
+
+    /// Calls `validate-settings`. (`&String` because that is what the generated bindings take.) The outer error is the sandbox's; the inner one the plugin's refusal.
+    pub async fn validate_settings(
+        &self,
+        settings: &String,
+        limits: Limits,
+        log: &Arc<LogContext>,
+    ) -> Result<Result<(), String>, SandboxError> {
+        let mut store = self.sandbox(limits, log).await?;
+        let result = match &self.pre {
+            Versioned::V0_1_0(pre) => match pre.instantiate_async(&mut store.store).await {
+                Ok(policy) => policy.corbel_plugin_admission().call_validate_settings(&mut store.store, settings).await,
+                Err(e) => Err(e),
+            },
+        };
+        store.finish(result)
+    }
+
+    /// Calls `validate` or `mutate` with one request.
+    pub async fn admit(
+        &self,
+        call: Call,
+        request: &latest::AdmissionRequest,
+        settings: &String,
+        limits: Limits,
+        log: &Arc<LogContext>,
+    ) -> Result<Result<latest::AdmissionResponse, String>, SandboxError> {
+        let mut store = self.sandbox(limits, log).await?;
+        let result = match &self.pre {
+            Versioned::V0_1_0(pre) => match pre.instantiate_async(&mut store.store).await {
+                Ok(policy) => {
+                    let admission = policy.corbel_plugin_admission();
+                    match call {
+                        Call::Validate => admission.call_validate(&mut store.store, request, settings).await,
+                        Call::Mutate => admission.call_mutate(&mut store.store, request, settings).await,
+                    }
+                }
+                Err(e) => Err(e),
+            },
+        };
+        store.finish(result)
+    }
+
+    async fn sandbox(&self, limits: Limits, log: &Arc<LogContext>) -> Result<Call_, SandboxError> {
+        let permit = tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| SandboxError::Busy(limits.timeout, self.max_instances))?
+            .expect("the slot semaphore is never closed");
+        let deadline = Instant::now() + limits.timeout;
+        let wasi = WasiCtx::builder()
+            .stdout(output::LogStream::new(log.clone(), "stdout"))
+            .stderr(output::LogStream::new(log.clone(), "stderr"))
+            .build();
+        let sandbox = Sandbox {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap { limit: limits.memory, hit: false },
+            log: log.clone(),
+            log_budget: LOG_RECORDS_PER_CALL,
+        };
+        let mut store = Store::new(&self.engine, sandbox);
+        store.limiter(|s| &mut s.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+        });
+        Ok(Call_ { store, limits, _permit: permit })
+    }
+}
+
+/// One call's store, holding its sandbox slot until it is dropped.
+struct Call_ {
+    store: Store<Sandbox>,
+    limits: Limits,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Call_ {
+    fn finish<T>(self, result: wasmtime::Result<T>) -> Result<T, SandboxError> {
+        result.map_err(|e| {
+            if self.store.data().memory.hit {
+                SandboxError::MemoryLimit(self.limits.memory)
+            } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                SandboxError::Timeout(self.limits.timeout)
+            } else {
+                SandboxError::Trap(trap_summary(&e))
+            }
+        })
+    }
+}
+
+/// The trap's own message, then the innermost frames of the guest backtrace, on one line.
+fn trap_summary(e: &wasmtime::Error) -> String {
+    let mut summary = match e.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => e.to_string(),
+    };
+    if let Some(trace) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+        let frames: Vec<String> = trace.frames().iter().take(3).filter_map(|f| f.func_name().map(str::to_owned)).collect();
+        if !frames.is_empty() {
+            summary.push_str(&format!(" (in {})", frames.join(" <- ")));
+        }
+    }
+    summary
+}
+
+const LOG_RECORDS_PER_CALL: u32 = 1000;
+
+/// The state of one sandbox: WASI with nothing in it, the log, and the memory cap.
+pub struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    log: Arc<LogContext>,
+    log_budget: u32,
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl Sandbox {
+    pub(crate) fn log_record(&mut self, level: v0_1_0::Level, message: &str, fields: &[v0_1_0::Field]) {
+        if self.log_budget == 0 {
+            return;
+        }
+        self.log_budget -= 1;
+        let message = output::clip(message, 4096);
+        let fields: String = fields.iter().map(|f| format!(" {}={}", f.key, output::clip(&f.value, 1024))).collect();
+        let (binding, plugin) = (self.log.binding.as_str(), self.log.plugin.as_str());
+        use v0_1_0::Level::*;
+        match level {
+            Trace => tracing::trace!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
+            Debug => tracing::debug!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
+            Info => tracing::info!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
+            Warn => tracing::warn!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
+            Error => tracing::error!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
+        }
+        if self.log_budget == 0 {
+            tracing::warn!(target: "corbel::plugin", binding, plugin, "log limit of {LOG_RECORDS_PER_CALL} records per call reached: further records dropped");
+        }
+    }
+}
+
+/// Refuses memory growth past the binding's cap, and remembers that it did, so that the trap
+/// which follows is reported as a memory-limit error rather than a bare `unreachable`.
+struct MemoryCap {
+    limit: usize,
+    hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
