@@ -57,11 +57,45 @@ pub enum FailurePolicy {
     Ignore,
 }
 
+/// A policy implemented in Rust inside the host, answering through exactly the same evaluation
+/// path as a plugin (same request conversion, same output checks). It exists so that benchmarks can
+/// measure a native baseline behind the same server; it is not a way to ship policies.
+#[doc(hidden)]
+pub trait NativePolicy: Send + Sync + std::fmt::Debug {
+    fn name(&self) -> &str;
+    fn admit(&self, call: Call, request: &wit::AdmissionRequest, settings: &str) -> Result<wit::AdmissionResponse, String>;
+}
+
+/// What answers a binding's requests.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Wasm(Arc<Plugin>),
+    #[doc(hidden)]
+    Native(Arc<dyn NativePolicy>),
+}
+
+impl Source {
+    pub fn name(&self) -> &str {
+        match self {
+            Source::Wasm(plugin) => plugin.name(),
+            Source::Native(native) => native.name(),
+        }
+    }
+
+    /// The `corbel:plugin` version the plugin was built against (`native` for a native policy).
+    pub fn wit_version(&self) -> &str {
+        match self {
+            Source::Wasm(plugin) => plugin.wit_version(),
+            Source::Native(_) => "native",
+        }
+    }
+}
+
 /// A loaded binding: a plugin with its settings, mode, limits and failure policy.
 #[derive(Debug)]
 pub struct Binding {
     pub name: String,
-    pub plugin: Arc<Plugin>,
+    pub plugin: Source,
     /// The settings as JSON text, passed to every call.
     pub settings: String,
     pub mode: Mode,
@@ -95,7 +129,21 @@ impl Binding {
             Ok(Err(message)) => return Err(BindingError::Settings { plugin: plugin.name().to_owned(), message }),
             Err(source) => return Err(BindingError::Sandbox { plugin: plugin.name().to_owned(), source }),
         }
-        Ok(Self { name: name.to_owned(), plugin, settings, mode, limits, failure_policy, log })
+        Ok(Self { name: name.to_owned(), plugin: Source::Wasm(plugin), settings, mode, limits, failure_policy, log })
+    }
+
+    #[doc(hidden)]
+    pub fn native(name: &str, policy: Arc<dyn NativePolicy>, settings: &serde_json::Value, mode: Mode) -> Self {
+        let log = Arc::new(LogContext { binding: name.to_owned(), plugin: policy.name().to_owned() });
+        Self {
+            name: name.to_owned(),
+            plugin: Source::Native(policy),
+            settings: settings.to_string(),
+            mode,
+            limits: Limits::default(),
+            failure_policy: FailurePolicy::Fail,
+            log,
+        }
     }
 }
 
@@ -145,11 +193,11 @@ pub async fn evaluate(binding: &Binding, request: &Request) -> Result<Verdict, E
         Mode::Mutate => Call::Mutate,
     };
     let input = to_wit(request)?;
-    let output = binding
-        .plugin
-        .admit(call, &input, &binding.settings, binding.limits, &binding.log)
-        .await?
-        .map_err(EvaluationError::Plugin)?;
+    let output = match &binding.plugin {
+        Source::Wasm(plugin) => plugin.admit(call, &input, &binding.settings, binding.limits, &binding.log).await?,
+        Source::Native(native) => native.admit(call, &input, &binding.settings),
+    }
+    .map_err(EvaluationError::Plugin)?;
     check(binding.mode, request, output)
 }
 

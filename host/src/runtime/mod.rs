@@ -276,6 +276,17 @@ impl Plugin {
         store.finish(result)
     }
 
+    /// Creates a sandbox and instantiates the plugin without calling it: what every request pays
+    /// before the call. For benchmarks.
+    #[doc(hidden)]
+    pub async fn instantiate_only(&self, limits: Limits, log: &Arc<LogContext>) -> Result<(), SandboxError> {
+        let mut store = self.sandbox(limits, log).await?;
+        let result = match &self.pre {
+            Versioned::V0_1_0(pre) => pre.instantiate_async(&mut store.store).await.map(drop),
+        };
+        store.finish(result)
+    }
+
     async fn sandbox(&self, limits: Limits, log: &Arc<LogContext>) -> Result<Call_, SandboxError> {
         let permit = tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned())
             .await
