@@ -19,7 +19,11 @@ use crate::telemetry::{LogFormat, init_logging};
 use crate::tls;
 
 #[derive(Debug, Parser)]
-#[command(name = "corbel", version, about = "Kubernetes admission webhooks whose decisions come from sandboxed WebAssembly components")]
+#[command(
+    name = "corbel",
+    version,
+    about = "Kubernetes admission webhooks whose decisions come from sandboxed WebAssembly components"
+)]
 struct Cli {
     /// Log output format (logs go to standard error; filter with RUST_LOG, e.g. RUST_LOG=debug).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -82,7 +86,10 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
@@ -91,9 +98,30 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve { config, listen, address_file } => serve(config, listen, address_file).await,
-            Command::Eval { plugin, settings, mode, request, timeout, memory_limit } => {
-                eval(plugin, settings, mode, request, Limits { timeout, memory: memory_limit }).await
+            Command::Serve {
+                config,
+                listen,
+                address_file,
+            } => serve(config, listen, address_file).await,
+            Command::Eval {
+                plugin,
+                settings,
+                mode,
+                request,
+                timeout,
+                memory_limit,
+            } => {
+                eval(
+                    plugin,
+                    settings,
+                    mode,
+                    request,
+                    Limits {
+                        timeout,
+                        memory: memory_limit,
+                    },
+                )
+                .await
             }
             Command::Inspect { file, json } => inspect(file, json),
         }
@@ -107,32 +135,59 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn serve(config_path: PathBuf, listen: Option<std::net::SocketAddr>, address_file: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(
+    config_path: PathBuf,
+    listen: Option<std::net::SocketAddr>,
+    address_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
-    let files = match (&config.tls.development, &config.tls.cert_file, &config.tls.key_file) {
+    let files = match (
+        &config.tls.development,
+        &config.tls.cert_file,
+        &config.tls.key_file,
+    ) {
         (Some(dev), _, _) => {
             let dev = tls::development_certificates(&dev.dir, &dev.hosts)?;
             tracing::info!(ca = %dev.ca.display(), "development TLS: put this CA into caBundle (base64 -w0 {})", dev.ca.display());
             dev.files
         }
-        (None, Some(cert), Some(key)) => tls::CertFiles { cert: cert.clone(), key: key.clone() },
+        (None, Some(cert), Some(key)) => tls::CertFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
         _ => unreachable!("Config::load checks the TLS settings"),
     };
     let (tls_config, current) = tls::server_config(&files)?;
     if config.tls.development.is_none() {
-        tokio::spawn(tls::reload_on_change(files, current, config.tls.reload_interval));
+        tokio::spawn(tls::reload_on_change(
+            files,
+            current,
+            config.tls.reload_interval,
+        ));
     }
 
-    let max_memory = config.bindings.iter().map(|b| b.memory_limit).max().unwrap_or(0).max(RuntimeConfig::default().max_memory);
-    let runtime = Arc::new(Runtime::new(&RuntimeConfig { max_instances: config.max_instances, max_memory })?);
+    let max_memory = config
+        .bindings
+        .iter()
+        .map(|b| b.memory_limit)
+        .max()
+        .unwrap_or(0)
+        .max(RuntimeConfig::default().max_memory);
+    let runtime = Arc::new(Runtime::new(&RuntimeConfig {
+        max_instances: config.max_instances,
+        max_memory,
+    })?);
     let state = AppState::loading();
     let router = api::router(state.clone(), config.max_body_size);
 
     let addr = listen.unwrap_or(config.listen);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("failed to listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to listen on {addr}"))?;
     let local = listener.local_addr()?;
     if let Some(file) = &address_file {
-        std::fs::write(file, local.to_string()).with_context(|| format!("failed to write {}", file.display()))?;
+        std::fs::write(file, local.to_string())
+            .with_context(|| format!("failed to write {}", file.display()))?;
     }
     tracing::info!(address = %local, bindings = config.bindings.len(), "serving HTTPS; loading bindings");
 
@@ -144,13 +199,23 @@ async fn serve(config_path: PathBuf, listen: Option<std::net::SocketAddr>, addre
             let ready = set.is_ready();
             state.bindings.store(Arc::new(Some(set)));
             if ready {
-                tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "ready: every binding loaded");
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "ready: every binding loaded"
+                );
             } else {
                 tracing::error!("not ready: some bindings failed to load (GET /readyz says why)");
             }
         })
     };
-    api::serve(listener, tls_config, router, shutdown_signal(), config.shutdown_grace_period).await?;
+    api::serve(
+        listener,
+        tls_config,
+        router,
+        shutdown_signal(),
+        config.shutdown_grace_period,
+    )
+    .await?;
     loader.abort();
     Ok(())
 }
@@ -176,34 +241,64 @@ async fn shutdown_signal() {
     }
 }
 
-async fn eval(plugin: PathBuf, settings: String, mode: Mode, request: String, limits: Limits) -> anyhow::Result<()> {
+async fn eval(
+    plugin: PathBuf,
+    settings: String,
+    mode: Mode,
+    request: String,
+    limits: Limits,
+) -> anyhow::Result<()> {
     let text = if request == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("failed to read the AdmissionReview from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("failed to read the AdmissionReview from standard input")?;
         text
     } else {
-        std::fs::read_to_string(&request).with_context(|| format!("failed to read the AdmissionReview {request}"))?
+        std::fs::read_to_string(&request)
+            .with_context(|| format!("failed to read the AdmissionReview {request}"))?
     };
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_str(&text).with_context(|| format!("{request} is not an AdmissionReview"))?;
+    let review: AdmissionReview<DynamicObject> = serde_json::from_str(&text)
+        .with_context(|| format!("{request} is not an AdmissionReview"))?;
     if review.types.api_version != "admission.k8s.io/v1" {
-        bail!("{request}: apiVersion is {:?}; Corbel reads admission.k8s.io/v1", review.types.api_version);
+        bail!(
+            "{request}: apiVersion is {:?}; Corbel reads admission.k8s.io/v1",
+            review.types.api_version
+        );
     }
-    let request: admission::Request = review.try_into().map_err(|_| anyhow::anyhow!("{request}: the AdmissionReview has no request"))?;
+    let request: admission::Request = review
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{request}: the AdmissionReview has no request"))?;
     let settings: serde_json::Value = match settings.strip_prefix('@') {
         Some(file) => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("failed to read settings file {file}"))?;
-            serde_yaml_ng::from_str(&text).with_context(|| format!("settings file {file} is not YAML or JSON"))?
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("failed to read settings file {file}"))?;
+            serde_yaml_ng::from_str(&text)
+                .with_context(|| format!("settings file {file} is not YAML or JSON"))?
         }
-        None => serde_json::from_str(&settings).context("--settings is not JSON (use @FILE to read a file)")?,
+        None => serde_json::from_str(&settings)
+            .context("--settings is not JSON (use @FILE to read a file)")?,
     };
 
-    let runtime = Runtime::new(&RuntimeConfig { max_instances: 4, max_memory: limits.memory.max(64 << 20) })?;
-    let loaded = runtime.load_file(&plugin).with_context(|| format!("failed to load {}", plugin.display()))?;
-    let binding = Binding::new("eval", Arc::new(loaded), &settings, mode, limits, FailurePolicy::Fail).await?;
-    let verdict = admission::evaluate(&binding, &request).await.map_err(|e| {
-        anyhow::anyhow!("plugin {} {e}", binding.plugin.name())
+    let runtime = Runtime::new(&RuntimeConfig {
+        max_instances: 4,
+        max_memory: limits.memory.max(64 << 20),
     })?;
+    let loaded = runtime
+        .load_file(&plugin)
+        .with_context(|| format!("failed to load {}", plugin.display()))?;
+    let binding = Binding::new(
+        "eval",
+        Arc::new(loaded),
+        &settings,
+        mode,
+        limits,
+        FailurePolicy::Fail,
+    )
+    .await?;
+    let verdict = admission::evaluate(&binding, &request)
+        .await
+        .map_err(|e| anyhow::anyhow!("plugin {} {e}", binding.plugin.name()))?;
     let response = admission::respond(&request, verdict);
     let review: serde_json::Value = serde_json::from_slice(&admission::review_json(response))?;
     println!("{}", serde_json::to_string_pretty(&review)?);
@@ -211,22 +306,40 @@ async fn eval(plugin: PathBuf, settings: String, mode: Mode, request: String, li
 }
 
 fn inspect(file: PathBuf, json: bool) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&file).with_context(|| format!("failed to read {}", file.display()))?;
-    let runtime = Runtime::new(&RuntimeConfig { max_instances: 1, max_memory: 64 << 20 })?;
-    let component = runtime.compile(&bytes).with_context(|| format!("failed to load {}", file.display()))?;
+    let bytes =
+        std::fs::read(&file).with_context(|| format!("failed to read {}", file.display()))?;
+    let runtime = Runtime::new(&RuntimeConfig {
+        max_instances: 1,
+        max_memory: 64 << 20,
+    })?;
+    let component = runtime
+        .compile(&bytes)
+        .with_context(|| format!("failed to load {}", file.display()))?;
     let description = inspect::describe(runtime.engine(), &component);
     if json {
         println!("{}", serde_json::to_string_pretty(&description)?);
         return Ok(());
     }
     println!("file:     {} ({} bytes)", file.display(), bytes.len());
-    println!("package:  {}", description.package.as_deref().unwrap_or("(none: not a Corbel plugin)"));
-    println!("world:    {}", description.world.as_deref().unwrap_or("(none)"));
+    println!(
+        "package:  {}",
+        description
+            .package
+            .as_deref()
+            .unwrap_or("(none: not a Corbel plugin)")
+    );
+    println!(
+        "world:    {}",
+        description.world.as_deref().unwrap_or("(none)")
+    );
     match &description.loadable {
         Ok(()) => println!("loadable: yes"),
         Err(why) => println!("loadable: no: {why}"),
     }
-    for (title, items) in [("imports", &description.imports), ("exports", &description.exports)] {
+    for (title, items) in [
+        ("imports", &description.imports),
+        ("exports", &description.exports),
+    ] {
         println!("{title}:");
         for item in items {
             println!("  {}: {}", item.name, item.functions.join(", "));

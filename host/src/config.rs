@@ -118,9 +118,10 @@ fn default_memory() -> usize {
 impl Config {
     /// Reads and checks a configuration file; relative paths in it are made relative to its folder.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("failed to read the configuration file {}", path.display()))?;
-        let mut config: Config =
-            serde_yaml_ng::from_str(&text).with_context(|| format!("{} is not a valid configuration", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read the configuration file {}", path.display()))?;
+        let mut config: Config = serde_yaml_ng::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
         config.check()?;
@@ -145,25 +146,42 @@ impl Config {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        match (&self.tls.cert_file, &self.tls.key_file, &self.tls.development) {
+        match (
+            &self.tls.cert_file,
+            &self.tls.key_file,
+            &self.tls.development,
+        ) {
             (Some(_), Some(_), None) | (None, None, Some(_)) => {}
-            _ => bail!("tls: give either certFile and keyFile, or development (for a generated CA), not both"),
+            _ => bail!(
+                "tls: give either certFile and keyFile, or development (for a generated CA), not both"
+            ),
         }
         let mut seen = std::collections::BTreeSet::new();
         for b in &self.bindings {
             let valid = !b.name.is_empty()
                 && b.name.len() <= 63
-                && b.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && b.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                 && !b.name.starts_with('-')
                 && !b.name.ends_with('-');
             if !valid {
-                bail!("binding name {:?} is not valid: use 1-63 lowercase letters, digits and '-' (it becomes the URL path)", b.name);
+                bail!(
+                    "binding name {:?} is not valid: use 1-63 lowercase letters, digits and '-' (it becomes the URL path)",
+                    b.name
+                );
             }
             if !seen.insert(&b.name) {
-                bail!("binding name {:?} is used twice: each binding needs its own name (its endpoint)", b.name);
+                bail!(
+                    "binding name {:?} is used twice: each binding needs its own name (its endpoint)",
+                    b.name
+                );
             }
             if b.settings.is_some() && b.settings_file.is_some() {
-                bail!("binding {:?}: give settings or settingsFile, not both", b.name);
+                bail!(
+                    "binding {:?}: give settings or settingsFile, not both",
+                    b.name
+                );
             }
             if b.timeout.is_zero() {
                 bail!("binding {:?}: timeout must be more than zero", b.name);
@@ -177,19 +195,28 @@ impl BindingConfig {
     /// The binding's settings: inline, from its file, or `{}`.
     pub fn settings(&self) -> anyhow::Result<serde_json::Value> {
         if let Some(file) = &self.settings_file {
-            let text = std::fs::read_to_string(file).with_context(|| format!("failed to read settings file {}", file.display()))?;
-            return serde_yaml_ng::from_str(&text).with_context(|| format!("settings file {} is not YAML or JSON", file.display()));
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("failed to read settings file {}", file.display()))?;
+            return serde_yaml_ng::from_str(&text)
+                .with_context(|| format!("settings file {} is not YAML or JSON", file.display()));
         }
-        Ok(self.settings.clone().unwrap_or_else(|| serde_json::json!({})))
+        Ok(self
+            .settings
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({})))
     }
 }
 
 /// A size as Kubernetes writes quantities (`64Mi`, `1Gi`, `500k`, `3145728`), or a plain number of bytes.
 pub fn parse_quantity(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, suffix) = text.split_at(split);
-    let number: usize = number.parse().map_err(|_| format!("{text:?} is not a size: write e.g. 64Mi, 1Gi or 1048576"))?;
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: write e.g. 64Mi, 1Gi or 1048576"))?;
     let unit: usize = match suffix {
         "" => 1,
         "Ki" => 1 << 10,
@@ -198,9 +225,15 @@ pub fn parse_quantity(text: &str) -> Result<usize, String> {
         "k" => 1_000,
         "M" => 1_000_000,
         "G" => 1_000_000_000,
-        other => return Err(format!("unknown unit {other:?} in {text:?}: use Ki, Mi, Gi, k, M or G")),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use Ki, Mi, Gi, k, M or G"
+            ));
+        }
     };
-    number.checked_mul(unit).ok_or_else(|| format!("{text:?} is too large"))
+    number
+        .checked_mul(unit)
+        .ok_or_else(|| format!("{text:?} is too large"))
 }
 
 fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
@@ -235,25 +268,45 @@ mod tests {
         .unwrap();
         let b = &config.bindings[0];
         assert_eq!(b.plugin, Path::new("/etc/corbel/p.wasm"));
-        assert_eq!((b.timeout, b.memory_limit, b.failure_policy), (Duration::from_secs(2), 64 << 20, FailurePolicy::Fail));
-        assert_eq!(b.settings().unwrap(), serde_json::json!({"labels": ["team"]}));
+        assert_eq!(
+            (b.timeout, b.memory_limit, b.failure_policy),
+            (Duration::from_secs(2), 64 << 20, FailurePolicy::Fail)
+        );
+        assert_eq!(
+            b.settings().unwrap(),
+            serde_json::json!({"labels": ["team"]})
+        );
         assert_eq!(config.max_body_size, 3 << 20);
-        assert_eq!(config.tls.development.as_ref().unwrap().dir, Path::new("/etc/corbel/tls"));
+        assert_eq!(
+            config.tls.development.as_ref().unwrap().dir,
+            Path::new("/etc/corbel/tls")
+        );
     }
 
     #[test]
     fn refuses_unknown_fields_and_duplicate_names() {
-        let typo = parse("tls: {development: {dir: t}}\nbindings:\n- {name: a, plugin: p, mode: validate, timout: 1s}\n");
+        let typo = parse(
+            "tls: {development: {dir: t}}\nbindings:\n- {name: a, plugin: p, mode: validate, timout: 1s}\n",
+        );
         assert!(format!("{:#}", typo.unwrap_err()).contains("timout"));
-        let twice = parse("tls: {development: {dir: t}}\nbindings:\n- {name: a, plugin: p, mode: validate}\n- {name: a, plugin: q, mode: mutate}\n");
+        let twice = parse(
+            "tls: {development: {dir: t}}\nbindings:\n- {name: a, plugin: p, mode: validate}\n- {name: a, plugin: q, mode: mutate}\n",
+        );
         assert!(twice.unwrap_err().to_string().contains("used twice"));
-        let bad_name = parse("tls: {development: {dir: t}}\nbindings:\n- {name: A/b, plugin: p, mode: validate}\n");
+        let bad_name = parse(
+            "tls: {development: {dir: t}}\nbindings:\n- {name: A/b, plugin: p, mode: validate}\n",
+        );
         assert!(bad_name.unwrap_err().to_string().contains("not valid"));
     }
 
     #[test]
     fn needs_exactly_one_kind_of_tls() {
-        assert!(parse("tls: {}\n").unwrap_err().to_string().contains("certFile"));
+        assert!(
+            parse("tls: {}\n")
+                .unwrap_err()
+                .to_string()
+                .contains("certFile")
+        );
         assert!(parse("tls: {certFile: a, keyFile: b, development: {dir: t}}\n").is_err());
         assert!(parse("tls: {certFile: a, keyFile: b}\n").is_ok());
     }
@@ -263,7 +316,11 @@ mod tests {
         assert_eq!(parse_quantity("64Mi"), Ok(64 << 20));
         assert_eq!(parse_quantity("3145728"), Ok(3 << 20));
         assert_eq!(parse_quantity("1G"), Ok(1_000_000_000));
-        assert!(parse_quantity("12 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(
+            parse_quantity("12 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
         assert!(parse_quantity("Mi").unwrap_err().contains("not a size"));
     }
 }

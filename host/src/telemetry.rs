@@ -1,6 +1,5 @@
 //! Logging (tracing) and Prometheus metrics, all prefixed `corbel_`.
 
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,8 +19,9 @@ pub enum LogFormat {
 
 /// Logs to standard error, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,wasmtime=warn,cranelift=warn")
+    });
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -73,7 +73,9 @@ impl Metrics {
         );
         // 50 µs .. ~3.3 s
         let latency = Family::<BindingLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.00005, 2.0, 17))
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.00005, 2.0, 17,
+            ))
         });
         registry.register_with_unit(
             "admission_evaluation_duration",
@@ -82,8 +84,17 @@ impl Metrics {
             latency.clone(),
         );
         let in_flight = Gauge::<i64, AtomicI64>::default();
-        registry.register("admission_in_flight", "Admission requests being evaluated now", in_flight.clone());
-        Self { registry, evaluations, latency, in_flight }
+        registry.register(
+            "admission_in_flight",
+            "Admission requests being evaluated now",
+            in_flight.clone(),
+        );
+        Self {
+            registry,
+            evaluations,
+            latency,
+            in_flight,
+        }
     }
 
     /// Counts a request in flight until the returned guard drops.
@@ -101,13 +112,18 @@ impl Metrics {
                 error: outcome.error.unwrap_or("").to_owned(),
             })
             .inc();
-        self.latency.get_or_create(&BindingLabels { binding: binding.to_owned() }).observe(seconds);
+        self.latency
+            .get_or_create(&BindingLabels {
+                binding: binding.to_owned(),
+            })
+            .observe(seconds);
     }
 
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }
@@ -120,7 +136,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,13 +147,26 @@ mod tests {
             let _guard = metrics.start();
             assert!(metrics.encode().contains("corbel_admission_in_flight 1"));
         }
-        metrics.record("labels", &Outcome { allowed: false, mutated: false, error: Some("timeout") }, 0.002);
+        metrics.record(
+            "labels",
+            &Outcome {
+                allowed: false,
+                mutated: false,
+                error: Some("timeout"),
+            },
+            0.002,
+        );
         let text = metrics.encode();
         assert!(text.contains("corbel_admission_in_flight 0"), "{text}");
         assert!(
             text.contains(r#"corbel_admission_evaluations_total{binding="labels",allowed="false",mutated="false",error="timeout"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"corbel_admission_evaluation_duration_seconds_count{binding="labels"} 1"#), "{text}");
+        assert!(
+            text.contains(
+                r#"corbel_admission_evaluation_duration_seconds_count{binding="labels"} 1"#
+            ),
+            "{text}"
+        );
     }
 }

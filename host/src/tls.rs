@@ -31,23 +31,38 @@ pub struct DevCertificates {
 /// Creates (or reuses, when present and made for the same hosts) a development CA and a serving
 /// certificate signed by it, valid for `hosts`.
 pub fn development_certificates(dir: &Path, hosts: &[String]) -> anyhow::Result<DevCertificates> {
-    let (ca, cert, key, hosts_file) = (dir.join("ca.crt"), dir.join("tls.crt"), dir.join("tls.key"), dir.join("hosts"));
+    let (ca, cert, key, hosts_file) = (
+        dir.join("ca.crt"),
+        dir.join("tls.crt"),
+        dir.join("tls.key"),
+        dir.join("hosts"),
+    );
     let wanted = hosts.join("\n");
     let reusable = [&ca, &cert, &key].iter().all(|p| p.exists())
-        && std::fs::read_to_string(&hosts_file).map(|h| h == wanted).unwrap_or(false);
+        && std::fs::read_to_string(&hosts_file)
+            .map(|h| h == wanted)
+            .unwrap_or(false);
     if !reusable {
-        std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
         let ca_key = rcgen::KeyPair::generate()?;
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Corbel development CA");
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Corbel development CA");
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
-        ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
         let ca_cert = ca_params.self_signed(&ca_key)?;
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
 
         let leaf_key = rcgen::KeyPair::generate()?;
-        let mut leaf = rcgen::CertificateParams::new(hosts.to_vec()).context("invalid host name for the development certificate")?;
-        leaf.distinguished_name.push(rcgen::DnType::CommonName, "corbel");
+        let mut leaf = rcgen::CertificateParams::new(hosts.to_vec())
+            .context("invalid host name for the development certificate")?;
+        leaf.distinguished_name
+            .push(rcgen::DnType::CommonName, "corbel");
         leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
 
@@ -56,7 +71,10 @@ pub fn development_certificates(dir: &Path, hosts: &[String]) -> anyhow::Result<
         std::fs::write(&ca, ca_cert.pem())?;
         std::fs::write(&hosts_file, wanted)?;
     }
-    Ok(DevCertificates { files: CertFiles { cert, key }, ca })
+    Ok(DevCertificates {
+        files: CertFiles { cert, key },
+        ca,
+    })
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -67,7 +85,10 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     options.mode(0o600);
-    options.open(path)?.write_all(bytes).with_context(|| format!("failed to write {}", path.display()))
+    options
+        .open(path)?
+        .write_all(bytes)
+        .with_context(|| format!("failed to write {}", path.display()))
 }
 
 /// Reads a certificate chain and key into a rustls signing key.
@@ -82,8 +103,13 @@ pub fn load(files: &CertFiles) -> anyhow::Result<CertifiedKey> {
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .with_context(|| format!("{} is not a PEM private key", files.key.display()))?;
     let provider = rustls::crypto::ring::default_provider();
-    CertifiedKey::from_der(chain, key, &provider)
-        .with_context(|| format!("the key {} does not fit the certificate {}", files.key.display(), files.cert.display()))
+    CertifiedKey::from_der(chain, key, &provider).with_context(|| {
+        format!(
+            "the key {} does not fit the certificate {}",
+            files.key.display(),
+            files.cert.display()
+        )
+    })
 }
 
 /// Hands rustls the current certificate; [`Reloader`] swaps it when the files change.
@@ -97,12 +123,16 @@ impl ResolvesServerCert for CurrentCert {
 }
 
 /// A rustls server configuration (HTTP/2 and HTTP/1.1) whose certificate can change while serving.
-pub fn server_config(files: &CertFiles) -> anyhow::Result<(Arc<rustls::ServerConfig>, Arc<CurrentCert>)> {
+pub fn server_config(
+    files: &CertFiles,
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, Arc<CurrentCert>)> {
     let current = Arc::new(CurrentCert(ArcSwap::from_pointee(load(files)?)));
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(current.clone());
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_cert_resolver(current.clone());
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), current))
 }
@@ -130,7 +160,10 @@ pub async fn reload_on_change(files: CertFiles, current: Arc<CurrentCert>, every
                 seen = now;
                 tracing::info!(cert = %files.cert.display(), "serving certificate reloaded");
             }
-            Err(e) => tracing::warn!(error = format!("{e:#}"), "serving certificate changed but does not load; still serving the previous one"),
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                "serving certificate changed but does not load; still serving the previous one"
+            ),
         }
     }
 }
@@ -148,9 +181,17 @@ mod tests {
         let ca = std::fs::read_to_string(&first.ca).unwrap();
         assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
         development_certificates(&dir, &hosts).unwrap();
-        assert_eq!(std::fs::read_to_string(&first.ca).unwrap(), ca, "a second start reuses the CA, so caBundle stays valid");
+        assert_eq!(
+            std::fs::read_to_string(&first.ca).unwrap(),
+            ca,
+            "a second start reuses the CA, so caBundle stays valid"
+        );
         development_certificates(&dir, &["example.test".to_string()]).unwrap();
-        assert_ne!(std::fs::read_to_string(&first.ca).unwrap(), ca, "other hosts get a new certificate");
+        assert_ne!(
+            std::fs::read_to_string(&first.ca).unwrap(),
+            ca,
+            "other hosts get a new certificate"
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -159,7 +200,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("corbel-tls-mismatch-{}", std::process::id()));
         let a = development_certificates(&dir.join("a"), &["a.test".into()]).unwrap();
         let b = development_certificates(&dir.join("b"), &["b.test".into()]).unwrap();
-        let err = load(&CertFiles { cert: a.files.cert, key: b.files.key }).unwrap_err();
+        let err = load(&CertFiles {
+            cert: a.files.cert,
+            key: b.files.key,
+        })
+        .unwrap_err();
         assert!(format!("{err:#}").contains("does not fit"), "{err:#}");
         std::fs::remove_dir_all(dir).unwrap();
     }

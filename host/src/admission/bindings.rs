@@ -14,7 +14,12 @@ use crate::runtime::{Limits, Runtime};
 #[derive(Debug)]
 pub enum Entry {
     Loaded(Arc<Binding>),
-    Failed { mode: Mode, failure_policy: FailurePolicy, plugin: String, reason: String },
+    Failed {
+        mode: Mode,
+        failure_policy: FailurePolicy,
+        plugin: String,
+        reason: String,
+    },
 }
 
 impl Entry {
@@ -50,7 +55,9 @@ impl BindingSet {
             let runtime = runtime.clone();
             async move {
                 let p = path.clone();
-                let plugin = tokio::task::spawn_blocking(move || runtime.load_file(&p)).await.expect("compilation does not panic");
+                let plugin = tokio::task::spawn_blocking(move || runtime.load_file(&p))
+                    .await
+                    .expect("compilation does not panic");
                 (path, plugin.map(Arc::new).map_err(|e| e.to_string()))
             }
         }))
@@ -90,6 +97,8 @@ impl BindingSet {
             }
         }))
         .await;
-        Self { entries: entries.into_iter().collect() }
+        Self {
+            entries: entries.into_iter().collect(),
+        }
     }
 }

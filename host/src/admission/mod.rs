@@ -63,7 +63,12 @@ pub enum FailurePolicy {
 #[doc(hidden)]
 pub trait NativePolicy: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
-    fn admit(&self, call: Call, request: &wit::AdmissionRequest, settings: &str) -> Result<wit::AdmissionResponse, String>;
+    fn admit(
+        &self,
+        call: Call,
+        request: &wit::AdmissionRequest,
+        settings: &str,
+    ) -> Result<wit::AdmissionResponse, String>;
 }
 
 /// What answers a binding's requests.
@@ -109,7 +114,10 @@ pub enum BindingError {
     #[error("plugin {plugin} refused the settings: {message}")]
     Settings { plugin: String, message: String },
     #[error("plugin {plugin} {source} while validating its settings")]
-    Sandbox { plugin: String, source: SandboxError },
+    Sandbox {
+        plugin: String,
+        source: SandboxError,
+    },
 }
 
 impl Binding {
@@ -122,19 +130,48 @@ impl Binding {
         limits: Limits,
         failure_policy: FailurePolicy,
     ) -> Result<Self, BindingError> {
-        let log = Arc::new(LogContext { binding: name.to_owned(), plugin: plugin.name().to_owned() });
+        let log = Arc::new(LogContext {
+            binding: name.to_owned(),
+            plugin: plugin.name().to_owned(),
+        });
         let settings = settings.to_string();
         match plugin.validate_settings(&settings, limits, &log).await {
             Ok(Ok(())) => {}
-            Ok(Err(message)) => return Err(BindingError::Settings { plugin: plugin.name().to_owned(), message }),
-            Err(source) => return Err(BindingError::Sandbox { plugin: plugin.name().to_owned(), source }),
+            Ok(Err(message)) => {
+                return Err(BindingError::Settings {
+                    plugin: plugin.name().to_owned(),
+                    message,
+                });
+            }
+            Err(source) => {
+                return Err(BindingError::Sandbox {
+                    plugin: plugin.name().to_owned(),
+                    source,
+                });
+            }
         }
-        Ok(Self { name: name.to_owned(), plugin: Source::Wasm(plugin), settings, mode, limits, failure_policy, log })
+        Ok(Self {
+            name: name.to_owned(),
+            plugin: Source::Wasm(plugin),
+            settings,
+            mode,
+            limits,
+            failure_policy,
+            log,
+        })
     }
 
     #[doc(hidden)]
-    pub fn native(name: &str, policy: Arc<dyn NativePolicy>, settings: &serde_json::Value, mode: Mode) -> Self {
-        let log = Arc::new(LogContext { binding: name.to_owned(), plugin: policy.name().to_owned() });
+    pub fn native(
+        name: &str,
+        policy: Arc<dyn NativePolicy>,
+        settings: &serde_json::Value,
+        mode: Mode,
+    ) -> Self {
+        let log = Arc::new(LogContext {
+            binding: name.to_owned(),
+            plugin: policy.name().to_owned(),
+        });
         Self {
             name: name.to_owned(),
             plugin: Source::Native(policy),
@@ -194,7 +231,17 @@ pub async fn evaluate(binding: &Binding, request: &Request) -> Result<Verdict, E
     };
     let input = to_wit(request)?;
     let output = match &binding.plugin {
-        Source::Wasm(plugin) => plugin.admit(call, &input, &binding.settings, binding.limits, &binding.log).await?,
+        Source::Wasm(plugin) => {
+            plugin
+                .admit(
+                    call,
+                    &input,
+                    &binding.settings,
+                    binding.limits,
+                    &binding.log,
+                )
+                .await?
+        }
         Source::Native(native) => native.admit(call, &input, &binding.settings),
     }
     .map_err(EvaluationError::Plugin)?;
@@ -218,8 +265,16 @@ pub async fn admit(binding: &Binding, request: &Request) -> (AdmissionResponse, 
     let _enter = span.enter();
     match result {
         Ok(verdict) => {
-            tracing::debug!(allowed = verdict.allowed, elapsed_us = started.elapsed().as_micros() as u64, "evaluated");
-            let outcome = Outcome { allowed: verdict.allowed, mutated: verdict.patch.is_some(), error: None };
+            tracing::debug!(
+                allowed = verdict.allowed,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "evaluated"
+            );
+            let outcome = Outcome {
+                allowed: verdict.allowed,
+                mutated: verdict.patch.is_some(),
+                error: None,
+            };
             (respond(request, verdict), outcome)
         }
         Err(error) => {
@@ -230,7 +285,11 @@ pub async fn admit(binding: &Binding, request: &Request) -> (AdmissionResponse, 
                 binding.plugin.wit_version()
             );
             tracing::warn!(error = %cause, failure_policy = ?binding.failure_policy, "evaluation failed");
-            let outcome = Outcome { allowed: binding.failure_policy == FailurePolicy::Ignore, mutated: false, error: Some(error.kind()) };
+            let outcome = Outcome {
+                allowed: binding.failure_policy == FailurePolicy::Ignore,
+                mutated: false,
+                error: Some(error.kind()),
+            };
             (fail(request, binding.failure_policy, &cause), outcome)
         }
     }
@@ -247,7 +306,9 @@ pub fn fail(request: &Request, policy: FailurePolicy, cause: &str) -> AdmissionR
         }
         FailurePolicy::Ignore => {
             let mut response = AdmissionResponse::from(request);
-            response.warnings = Some(vec![format!("{cause}; admitted because its failure policy is Ignore")]);
+            response.warnings = Some(vec![format!(
+                "{cause}; admitted because its failure policy is Ignore"
+            )]);
             response
         }
     }
@@ -265,7 +326,9 @@ pub fn respond(request: &Request, verdict: Verdict) -> AdmissionResponse {
         return response;
     }
     if let Some(patch) = verdict.patch {
-        response = response.with_patch(patch).expect("a JSON Patch always serializes");
+        response = response
+            .with_patch(patch)
+            .expect("a JSON Patch always serializes");
     }
     response
 }
@@ -274,11 +337,16 @@ pub fn respond(request: &Request, verdict: Verdict) -> AdmissionResponse {
 /// (kube-core would write the bytes as an array of numbers).
 pub fn review_json(response: AdmissionResponse) -> Vec<u8> {
     use base64::Engine as _;
-    let mut review = serde_json::to_value(response.into_review()).expect("an AdmissionReview always serializes");
+    let mut review =
+        serde_json::to_value(response.into_review()).expect("an AdmissionReview always serializes");
     if let Some(patch) = review.pointer_mut("/response/patch")
         && let serde_json::Value::Array(bytes) = patch
     {
-        let bytes: Vec<u8> = bytes.iter().filter_map(|b| b.as_u64()).map(|b| b as u8).collect();
+        let bytes: Vec<u8> = bytes
+            .iter()
+            .filter_map(|b| b.as_u64())
+            .map(|b| b as u8)
+            .collect();
         *patch = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
     }
     serde_json::to_vec(&review).expect("a JSON value always serializes")
@@ -287,10 +355,18 @@ pub fn review_json(response: AdmissionResponse) -> Vec<u8> {
 fn to_wit(request: &Request) -> Result<wit::AdmissionRequest, EvaluationError> {
     let json = |what: &str, value: Option<&DynamicObject>| {
         value
-            .map(|v| serde_json::to_string(v).map_err(|e| EvaluationError::Request(format!("the {what} does not serialize: {e}"))))
+            .map(|v| {
+                serde_json::to_string(v).map_err(|e| {
+                    EvaluationError::Request(format!("the {what} does not serialize: {e}"))
+                })
+            })
             .transpose()
     };
-    let gvk = |g: &kube_core::GroupVersionKind| wit::GroupVersionKind { group: g.group.clone(), version: g.version.clone(), kind: g.kind.clone() };
+    let gvk = |g: &kube_core::GroupVersionKind| wit::GroupVersionKind {
+        group: g.group.clone(),
+        version: g.version.clone(),
+        kind: g.kind.clone(),
+    };
     let gvr = |g: &kube_core::GroupVersionResource| wit::GroupVersionResource {
         group: g.group.clone(),
         version: g.version.clone(),
@@ -323,7 +399,10 @@ fn to_wit(request: &Request) -> Result<wit::AdmissionRequest, EvaluationError> {
                 .extra
                 .iter()
                 .flatten()
-                .map(|(k, v)| wit::UserExtra { key: k.clone(), values: v.clone() })
+                .map(|(k, v)| wit::UserExtra {
+                    key: k.clone(),
+                    values: v.clone(),
+                })
                 .collect(),
         },
         dry_run: request.dry_run,
@@ -332,40 +411,70 @@ fn to_wit(request: &Request) -> Result<wit::AdmissionRequest, EvaluationError> {
 }
 
 /// Checks a plugin's answer, and for mutate bindings turns the changed object into a patch.
-fn check(mode: Mode, request: &Request, output: wit::AdmissionResponse) -> Result<Verdict, EvaluationError> {
+fn check(
+    mode: Mode,
+    request: &Request,
+    output: wit::AdmissionResponse,
+) -> Result<Verdict, EvaluationError> {
     let malformed = |why: String| Err(EvaluationError::Malformed(why));
     if let Some(message) = &output.message
         && message.len() > MAX_MESSAGE_BYTES
     {
-        return malformed(format!("the message is {} bytes, over the limit of {MAX_MESSAGE_BYTES}", message.len()));
+        return malformed(format!(
+            "the message is {} bytes, over the limit of {MAX_MESSAGE_BYTES}",
+            message.len()
+        ));
     }
     if let Some(code) = output.code
         && !(400..=599).contains(&code)
     {
-        return malformed(format!("status code {code} is not an HTTP error code (400-599)"));
+        return malformed(format!(
+            "status code {code} is not an HTTP error code (400-599)"
+        ));
     }
     if output.warnings.len() > MAX_WARNINGS {
-        return malformed(format!("{} warnings, over the limit of {MAX_WARNINGS}", output.warnings.len()));
+        return malformed(format!(
+            "{} warnings, over the limit of {MAX_WARNINGS}",
+            output.warnings.len()
+        ));
     }
     if let Some(w) = output.warnings.iter().find(|w| w.len() > MAX_WARNING_BYTES) {
-        return malformed(format!("a warning is {} bytes, over the limit of {MAX_WARNING_BYTES}", w.len()));
+        return malformed(format!(
+            "a warning is {} bytes, over the limit of {MAX_WARNING_BYTES}",
+            w.len()
+        ));
     }
     let patch = match (mode, output.mutated_object) {
         (Mode::Mutate, Some(mutated)) if output.allowed => {
             let Some(original) = &request.object else {
-                return malformed(format!("it returned a changed object, but a {:?} request has no object to change", request.operation));
+                return malformed(format!(
+                    "it returned a changed object, but a {:?} request has no object to change",
+                    request.operation
+                ));
             };
             let mutated: serde_json::Value = match serde_json::from_str(&mutated) {
                 Ok(v @ serde_json::Value::Object(_)) => v,
-                Ok(other) => return malformed(format!("the changed object is a JSON {}, not an object", patch::json_type(&other))),
+                Ok(other) => {
+                    return malformed(format!(
+                        "the changed object is a JSON {}, not an object",
+                        patch::json_type(&other)
+                    ));
+                }
                 Err(e) => return malformed(format!("the changed object is not JSON: {e}")),
             };
-            let original = serde_json::to_value(original).map_err(|e| EvaluationError::Request(e.to_string()))?;
+            let original = serde_json::to_value(original)
+                .map_err(|e| EvaluationError::Request(e.to_string()))?;
             patch::diff(&original, &mutated)?
         }
         _ => None,
     };
-    Ok(Verdict { allowed: output.allowed, message: output.message, code: output.code, warnings: output.warnings, patch })
+    Ok(Verdict {
+        allowed: output.allowed,
+        message: output.message,
+        code: output.code,
+        warnings: output.warnings,
+        patch,
+    })
 }
 
 #[cfg(test)]

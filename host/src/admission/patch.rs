@@ -5,17 +5,32 @@ use serde_json::Value;
 use super::EvaluationError;
 
 /// Fields a mutation may not change: the API server would refuse the patch, or worse, apply it.
-const IMMUTABLE: &[&str] = &["/apiVersion", "/kind", "/metadata/name", "/metadata/namespace", "/metadata/uid"];
+const IMMUTABLE: &[&str] = &[
+    "/apiVersion",
+    "/kind",
+    "/metadata/name",
+    "/metadata/namespace",
+    "/metadata/uid",
+];
 
 /// The RFC 6902 patch from `original` to `mutated`; `None` when they are equal.
-pub(super) fn diff(original: &Value, mutated: &Value) -> Result<Option<json_patch::Patch>, EvaluationError> {
+pub(super) fn diff(
+    original: &Value,
+    mutated: &Value,
+) -> Result<Option<json_patch::Patch>, EvaluationError> {
     for pointer in IMMUTABLE {
         if original.pointer(pointer) != mutated.pointer(pointer) {
-            return Err(EvaluationError::Malformed(format!("the changed object changes {pointer}, which a mutation may not change")));
+            return Err(EvaluationError::Malformed(format!(
+                "the changed object changes {pointer}, which a mutation may not change"
+            )));
         }
     }
     let patch = json_patch::diff(original, mutated);
-    Ok(if patch.0.is_empty() { None } else { Some(patch) })
+    Ok(if patch.0.is_empty() {
+        None
+    } else {
+        Some(patch)
+    })
 }
 
 pub(super) fn json_type(value: &Value) -> &'static str {

@@ -11,11 +11,20 @@ fn request(object: serde_json::Value) -> Request {
             "operation": "CREATE", "userInfo": {"username": "alice"}, "object": object,
         }
     });
-    serde_json::from_value::<AdmissionReview<DynamicObject>>(review).unwrap().try_into().unwrap()
+    serde_json::from_value::<AdmissionReview<DynamicObject>>(review)
+        .unwrap()
+        .try_into()
+        .unwrap()
 }
 
 fn output(allowed: bool) -> wit::AdmissionResponse {
-    wit::AdmissionResponse { allowed, message: None, code: None, warnings: vec![], mutated_object: None }
+    wit::AdmissionResponse {
+        allowed,
+        message: None,
+        code: None,
+        warnings: vec![],
+        mutated_object: None,
+    }
 }
 
 #[test]
@@ -25,12 +34,21 @@ fn a_mutation_becomes_a_json_patch() {
     out.mutated_object = Some(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"team": "a"}}}).to_string());
     let verdict = check(Mode::Mutate, &req, out).unwrap();
     let expected = json!([{"op": "add", "path": "/metadata/labels", "value": {"team": "a"}}]);
-    assert_eq!(serde_json::to_value(verdict.patch.clone().unwrap()).unwrap(), expected);
-    let review: serde_json::Value = serde_json::from_slice(&review_json(respond(&req, verdict))).unwrap();
+    assert_eq!(
+        serde_json::to_value(verdict.patch.clone().unwrap()).unwrap(),
+        expected
+    );
+    let review: serde_json::Value =
+        serde_json::from_slice(&review_json(respond(&req, verdict))).unwrap();
     assert_eq!(review["response"]["patchType"], "JSONPatch");
     use base64::Engine as _;
-    let patch = base64::engine::general_purpose::STANDARD.decode(review["response"]["patch"].as_str().unwrap()).unwrap();
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&patch).unwrap(), expected);
+    let patch = base64::engine::general_purpose::STANDARD
+        .decode(review["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&patch).unwrap(),
+        expected
+    );
 }
 
 #[test]
@@ -46,24 +64,68 @@ fn an_unchanged_object_gives_no_patch() {
     let object = json!({"metadata": {"name": "c"}, "data": {"k": "v"}});
     let mut out = output(true);
     out.mutated_object = Some(object.to_string());
-    assert_eq!(check(Mode::Mutate, &request(object), out).unwrap().patch, None);
+    assert_eq!(
+        check(Mode::Mutate, &request(object), out).unwrap().patch,
+        None
+    );
 }
 
 #[test]
 fn malformed_outputs_are_evaluation_errors() {
     let req = request(json!({"metadata": {"name": "c"}}));
     let cases: Vec<(wit::AdmissionResponse, &str)> = vec![
-        (wit::AdmissionResponse { code: Some(7), ..output(false) }, "status code 7"),
-        (wit::AdmissionResponse { message: Some("x".repeat(MAX_MESSAGE_BYTES + 1)), ..output(false) }, "over the limit"),
-        (wit::AdmissionResponse { warnings: vec!["w".into(); MAX_WARNINGS + 1], ..output(true) }, "warnings"),
-        (wit::AdmissionResponse { mutated_object: Some("{not json".into()), ..output(true) }, "not JSON"),
-        (wit::AdmissionResponse { mutated_object: Some("[1]".into()), ..output(true) }, "array, not an object"),
-        (wit::AdmissionResponse { mutated_object: Some(r#"{"metadata": {"name": "other"}}"#.into()), ..output(true) }, "/metadata/name"),
+        (
+            wit::AdmissionResponse {
+                code: Some(7),
+                ..output(false)
+            },
+            "status code 7",
+        ),
+        (
+            wit::AdmissionResponse {
+                message: Some("x".repeat(MAX_MESSAGE_BYTES + 1)),
+                ..output(false)
+            },
+            "over the limit",
+        ),
+        (
+            wit::AdmissionResponse {
+                warnings: vec!["w".into(); MAX_WARNINGS + 1],
+                ..output(true)
+            },
+            "warnings",
+        ),
+        (
+            wit::AdmissionResponse {
+                mutated_object: Some("{not json".into()),
+                ..output(true)
+            },
+            "not JSON",
+        ),
+        (
+            wit::AdmissionResponse {
+                mutated_object: Some("[1]".into()),
+                ..output(true)
+            },
+            "array, not an object",
+        ),
+        (
+            wit::AdmissionResponse {
+                mutated_object: Some(r#"{"metadata": {"name": "other"}}"#.into()),
+                ..output(true)
+            },
+            "/metadata/name",
+        ),
     ];
     for (out, expected) in cases {
         match check(Mode::Mutate, &req, out) {
-            Err(EvaluationError::Malformed(why)) => assert!(why.contains(expected), "{why:?} should mention {expected:?}"),
-            other => panic!("expected a malformed-output error mentioning {expected:?}, got {other:?}"),
+            Err(EvaluationError::Malformed(why)) => assert!(
+                why.contains(expected),
+                "{why:?} should mention {expected:?}"
+            ),
+            other => {
+                panic!("expected a malformed-output error mentioning {expected:?}, got {other:?}")
+            }
         }
     }
 }
@@ -71,10 +133,23 @@ fn malformed_outputs_are_evaluation_errors() {
 #[test]
 fn a_denial_carries_the_plugins_message_and_code() {
     let req = request(json!({"metadata": {"name": "c"}}));
-    let verdict = check(Mode::Validate, &req, wit::AdmissionResponse { message: Some("no".into()), code: Some(422), warnings: vec!["w".into()], ..output(false) }).unwrap();
+    let verdict = check(
+        Mode::Validate,
+        &req,
+        wit::AdmissionResponse {
+            message: Some("no".into()),
+            code: Some(422),
+            warnings: vec!["w".into()],
+            ..output(false)
+        },
+    )
+    .unwrap();
     let response = respond(&req, verdict);
     assert!(!response.allowed);
-    assert_eq!((response.result.code, response.result.message.as_str()), (422, "no"));
+    assert_eq!(
+        (response.result.code, response.result.message.as_str()),
+        (422, "no")
+    );
     assert_eq!(response.uid, "u-1");
     assert_eq!(response.warnings, Some(vec!["w".to_string()]));
     let default = respond(&req, check(Mode::Validate, &req, output(false)).unwrap());
@@ -84,11 +159,19 @@ fn a_denial_carries_the_plugins_message_and_code() {
 #[test]
 fn the_failure_policy_decides_the_answer_to_an_evaluation_error() {
     let req = request(json!({"metadata": {"name": "c"}}));
-    let fail = fail(&req, FailurePolicy::Fail, "binding \"b\" (plugin \"p\") timed out");
+    let fail = fail(
+        &req,
+        FailurePolicy::Fail,
+        "binding \"b\" (plugin \"p\") timed out",
+    );
     assert!(!fail.allowed);
     assert_eq!(fail.result.code, 500);
     assert!(fail.result.message.contains("timed out"));
-    let ignore = super::fail(&req, FailurePolicy::Ignore, "binding \"b\" (plugin \"p\") timed out");
+    let ignore = super::fail(
+        &req,
+        FailurePolicy::Ignore,
+        "binding \"b\" (plugin \"p\") timed out",
+    );
     assert!(ignore.allowed);
     assert!(ignore.warnings.unwrap()[0].contains("failure policy is Ignore"));
 }

@@ -40,7 +40,10 @@ pub struct AppState {
 impl AppState {
     /// A state whose bindings are still loading (`None`): not ready yet.
     pub fn loading() -> Arc<Self> {
-        Arc::new(Self { bindings: ArcSwap::from_pointee(None), metrics: Metrics::new() })
+        Arc::new(Self {
+            bindings: ArcSwap::from_pointee(None),
+            metrics: Metrics::new(),
+        })
     }
 
     pub fn with_bindings(bindings: BindingSet) -> Arc<Self> {
@@ -71,11 +74,21 @@ fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Respons
     (code, axum::Json(body)).into_response()
 }
 
-async fn validate(state: State<Arc<AppState>>, name: Path<String>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn validate(
+    state: State<Arc<AppState>>,
+    name: Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     webhook(Mode::Validate, state, name, headers, body).await
 }
 
-async fn mutate(state: State<Arc<AppState>>, name: Path<String>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn mutate(
+    state: State<Arc<AppState>>,
+    name: Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     webhook(Mode::Mutate, state, name, headers, body).await
 }
 
@@ -86,25 +99,46 @@ async fn webhook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if !essence.eq_ignore_ascii_case("application/json") {
         return status(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
-            format!("content type {content_type:?} is not supported: send an AdmissionReview as application/json"),
+            format!(
+                "content type {content_type:?} is not supported: send an AdmissionReview as application/json"
+            ),
         );
     }
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return status(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "the request body is over the size limit (maxBodySize)");
+            return status(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                "the request body is over the size limit (maxBodySize)",
+            );
         }
-        Err(rejection) => return status(rejection.status(), "BadRequest", format!("failed to read the request body: {rejection}")),
+        Err(rejection) => {
+            return status(
+                rejection.status(),
+                "BadRequest",
+                format!("failed to read the request body: {rejection}"),
+            );
+        }
     };
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
         Ok(review) => review,
-        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", format!("the body is not an AdmissionReview: {e}")),
+        Err(e) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("the body is not an AdmissionReview: {e}"),
+            );
+        }
     };
     if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
         return status(
@@ -118,23 +152,40 @@ async fn webhook(
     }
     let request: admission::Request = match review.try_into() {
         Ok(request) => request,
-        Err(_) => return status(StatusCode::BAD_REQUEST, "BadRequest", "the AdmissionReview has no request"),
+        Err(_) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "the AdmissionReview has no request",
+            );
+        }
     };
 
     let bindings = state.bindings.load();
     let Some(bindings) = bindings.as_ref() else {
-        return status(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "bindings are still loading: retry shortly");
+        return status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "bindings are still loading: retry shortly",
+        );
     };
     let Some(entry) = bindings.entries.get(&name) else {
         return status(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!("no binding named {name:?}; the bindings are: {}", bindings.names().join(", ")),
+            format!(
+                "no binding named {name:?}; the bindings are: {}",
+                bindings.names().join(", ")
+            ),
         );
     };
     if entry.mode() != mode {
         let other = entry.mode().as_str();
-        return status(StatusCode::NOT_FOUND, "NotFound", format!("binding {name:?} is a {other} binding: POST /{other}/{name}"));
+        return status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("binding {name:?} is a {other} binding: POST /{other}/{name}"),
+        );
     }
 
     let _in_flight = state.metrics.start();
@@ -142,22 +193,46 @@ async fn webhook(
     let response = match entry {
         Entry::Loaded(binding) => {
             let (response, outcome) = admission::admit(binding, &request).await;
-            state.metrics.record(&name, &outcome, started.elapsed().as_secs_f64());
+            state
+                .metrics
+                .record(&name, &outcome, started.elapsed().as_secs_f64());
             response
         }
-        Entry::Failed { failure_policy, reason, .. } => {
-            let outcome = admission::Outcome { allowed: *failure_policy == admission::FailurePolicy::Ignore, mutated: false, error: Some("not_loaded") };
-            state.metrics.record(&name, &outcome, started.elapsed().as_secs_f64());
-            admission::fail(&request, *failure_policy, &format!("binding {name:?} is not loaded: {reason}"))
+        Entry::Failed {
+            failure_policy,
+            reason,
+            ..
+        } => {
+            let outcome = admission::Outcome {
+                allowed: *failure_policy == admission::FailurePolicy::Ignore,
+                mutated: false,
+                error: Some("not_loaded"),
+            };
+            state
+                .metrics
+                .record(&name, &outcome, started.elapsed().as_secs_f64());
+            admission::fail(
+                &request,
+                *failure_policy,
+                &format!("binding {name:?} is not loaded: {reason}"),
+            )
         }
     };
-    ([(header::CONTENT_TYPE, "application/json")], admission::review_json(response)).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        admission::review_json(response),
+    )
+        .into_response()
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let bindings = state.bindings.load();
     let Some(bindings) = bindings.as_ref() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({"ready": false, "reason": "bindings are loading"}))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"ready": false, "reason": "bindings are loading"})),
+        )
+            .into_response();
     };
     let report: serde_json::Map<String, serde_json::Value> = bindings
         .entries
@@ -171,13 +246,24 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         })
         .collect();
     let ready = bindings.is_ready();
-    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, axum::Json(json!({"ready": ready, "bindings": report}))).into_response()
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        axum::Json(json!({"ready": ready, "bindings": report})),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()

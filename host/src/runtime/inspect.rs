@@ -31,17 +31,30 @@ pub struct Item {
     pub functions: Vec<String>,
 }
 
-fn items<'a>(engine: &Engine, list: impl Iterator<Item = (&'a str, ComponentExtern<'a>)>) -> Vec<Item> {
+fn items<'a>(
+    engine: &Engine,
+    list: impl Iterator<Item = (&'a str, ComponentExtern<'a>)>,
+) -> Vec<Item> {
     let mut items: Vec<Item> = list
         .map(|(name, item)| {
             let functions = match item.ty {
-                ComponentItem::ComponentInstance(instance) => {
-                    instance.exports(engine).map(|(n, _)| n.to_owned()).collect()
-                }
+                ComponentItem::ComponentInstance(instance) => instance
+                    .exports(engine)
+                    .map(|(n, _)| n.to_owned())
+                    .collect(),
                 ComponentItem::ComponentFunc(_) => vec!["func".into()],
-                other => vec![format!("{other:?}").split('(').next().unwrap_or("item").to_lowercase()],
+                other => vec![
+                    format!("{other:?}")
+                        .split('(')
+                        .next()
+                        .unwrap_or("item")
+                        .to_lowercase(),
+                ],
             };
-            Item { name: name.to_owned(), functions }
+            Item {
+                name: name.to_owned(),
+                functions,
+            }
         })
         .collect();
     items.sort_by(|a, b| a.name.cmp(&b.name));
@@ -51,11 +64,18 @@ fn items<'a>(engine: &Engine, list: impl Iterator<Item = (&'a str, ComponentExte
 /// The `corbel:plugin` version of a policy component, from the name of its admission export.
 pub fn policy_version(engine: &Engine, component: &Component) -> Result<String, LoadError> {
     let ty = component.component_type();
-    let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_owned()).collect();
+    let exports: Vec<String> = ty
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
     match exports.iter().find_map(|name| name.strip_prefix(ADMISSION)) {
         Some(version) => Ok(version.to_owned()),
         None => Err(LoadError::NotAPolicy {
-            exports: if exports.is_empty() { "nothing".into() } else { exports.join(", ") },
+            exports: if exports.is_empty() {
+                "nothing".into()
+            } else {
+                exports.join(", ")
+            },
             supported: bindings::SUPPORTED[0].to_owned(),
         }),
     }
@@ -66,13 +86,19 @@ pub fn describe(engine: &Engine, component: &Component) -> Description {
     let version = policy_version(engine, component);
     let loadable = match &version {
         Ok(v) if bindings::SUPPORTED.contains(&v.as_str()) => Ok(()),
-        Ok(v) => Err(LoadError::UnsupportedWitVersion { found: v.clone(), supported: bindings::SUPPORTED.join(", ") }.to_string()),
+        Ok(v) => Err(LoadError::UnsupportedWitVersion {
+            found: v.clone(),
+            supported: bindings::SUPPORTED.join(", "),
+        }
+        .to_string()),
         Err(e) => Err(e.to_string()),
     };
     let version = version.ok();
     Description {
         package: version.as_ref().map(|v| format!("corbel:plugin@{v}")),
-        world: version.as_ref().map(|v| format!("corbel:plugin/policy@{v}")),
+        world: version
+            .as_ref()
+            .map(|v| format!("corbel:plugin/policy@{v}")),
         loadable,
         imports: items(engine, ty.imports(engine)),
         exports: items(engine, ty.exports(engine)),

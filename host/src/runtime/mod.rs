@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
+    UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use self::bindings::latest;
@@ -32,7 +35,10 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { max_instances: 256, max_memory: 1 << 30 }
+        Self {
+            max_instances: 256,
+            max_memory: 1 << 30,
+        }
     }
 }
 
@@ -45,7 +51,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(2), memory: 64 << 20 }
+        Self {
+            timeout: Duration::from_secs(2),
+            memory: 64 << 20,
+        }
     }
 }
 
@@ -59,16 +68,25 @@ pub struct LogContext {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("failed to read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("this is a core WebAssembly module, not a component: Corbel loads components (build for wasm32-wasip2, or wrap the module with `wasm-tools component new`)")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "this is a core WebAssembly module, not a component: Corbel loads components (build for wasm32-wasip2, or wrap the module with `wasm-tools component new`)"
+    )]
     CoreModule,
     #[error("this is not WebAssembly (it does not start with the `\\0asm` magic bytes)")]
     NotWasm,
     #[error("the component does not compile: {0}")]
     Compile(String),
-    #[error("the component is not a Corbel policy: it exports {exports}, and a policy exports `corbel:plugin/admission@{supported}`")]
+    #[error(
+        "the component is not a Corbel policy: it exports {exports}, and a policy exports `corbel:plugin/admission@{supported}`"
+    )]
     NotAPolicy { exports: String, supported: String },
-    #[error("the plugin was built against corbel:plugin@{found}, which this host does not support (it supports corbel:plugin@{supported}); rebuild the plugin with an SDK for a supported version, or upgrade Corbel")]
+    #[error(
+        "the plugin was built against corbel:plugin@{found}, which this host does not support (it supports corbel:plugin@{supported}); rebuild the plugin with an SDK for a supported version, or upgrade Corbel"
+    )]
     UnsupportedWitVersion { found: String, supported: String },
     #[error("the component cannot be linked: {0}")]
     Link(String),
@@ -117,22 +135,28 @@ impl Runtime {
         wasm.epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
-        let engine = Engine::new(&wasm).map_err(|e| anyhow::anyhow!("failed to create the wasm engine: {e}"))?;
+        let engine = Engine::new(&wasm)
+            .map_err(|e| anyhow::anyhow!("failed to create the wasm engine: {e}"))?;
 
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
-        v0_1_0::Policy::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(&mut linker, |s| s)
-            .map_err(|e| anyhow::anyhow!("failed to link corbel:plugin@0.1.0: {e}"))?;
+        v0_1_0::Policy::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(|e| anyhow::anyhow!("failed to link corbel:plugin@0.1.0: {e}"))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
-        std::thread::Builder::new().name("corbel-epoch".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                ticker_engine.increment_epoch();
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("corbel-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
 
         Ok(Self {
             engine,
@@ -165,8 +189,14 @@ impl Runtime {
 
     /// Reads, compiles and pre-links a plugin file.
     pub fn load_file(&self, path: &std::path::Path) -> Result<Plugin, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "plugin".into());
+        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
         self.load(&name, &bytes)
     }
 
@@ -176,8 +206,13 @@ impl Runtime {
         let version = inspect::policy_version(&self.engine, &component)?;
         let pre = match version.as_str() {
             "0.1.0" => {
-                let pre = self.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-                Versioned::V0_1_0(v0_1_0::PolicyPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?)
+                let pre = self
+                    .linker
+                    .instantiate_pre(&component)
+                    .map_err(|e| LoadError::Link(format!("{e:#}")))?;
+                Versioned::V0_1_0(
+                    v0_1_0::PolicyPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?,
+                )
             }
             found => {
                 return Err(LoadError::UnsupportedWitVersion {
@@ -220,7 +255,10 @@ pub struct Plugin {
 
 impl std::fmt::Debug for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plugin").field("name", &self.name).field("wit_version", &self.wit_version).finish()
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("wit_version", &self.wit_version)
+            .finish()
     }
 }
 
@@ -244,7 +282,12 @@ impl Plugin {
         let mut store = self.sandbox(limits, log).await?;
         let result = match &self.pre {
             Versioned::V0_1_0(pre) => match pre.instantiate_async(&mut store.store).await {
-                Ok(policy) => policy.corbel_plugin_admission().call_validate_settings(&mut store.store, settings).await,
+                Ok(policy) => {
+                    policy
+                        .corbel_plugin_admission()
+                        .call_validate_settings(&mut store.store, settings)
+                        .await
+                }
                 Err(e) => Err(e),
             },
         };
@@ -266,8 +309,16 @@ impl Plugin {
                 Ok(policy) => {
                     let admission = policy.corbel_plugin_admission();
                     match call {
-                        Call::Validate => admission.call_validate(&mut store.store, request, settings).await,
-                        Call::Mutate => admission.call_mutate(&mut store.store, request, settings).await,
+                        Call::Validate => {
+                            admission
+                                .call_validate(&mut store.store, request, settings)
+                                .await
+                        }
+                        Call::Mutate => {
+                            admission
+                                .call_mutate(&mut store.store, request, settings)
+                                .await
+                        }
                     }
                 }
                 Err(e) => Err(e),
@@ -279,7 +330,11 @@ impl Plugin {
     /// Creates a sandbox and instantiates the plugin without calling it: what every request pays
     /// before the call. For benchmarks.
     #[doc(hidden)]
-    pub async fn instantiate_only(&self, limits: Limits, log: &Arc<LogContext>) -> Result<(), SandboxError> {
+    pub async fn instantiate_only(
+        &self,
+        limits: Limits,
+        log: &Arc<LogContext>,
+    ) -> Result<(), SandboxError> {
         let mut store = self.sandbox(limits, log).await?;
         let result = match &self.pre {
             Versioned::V0_1_0(pre) => pre.instantiate_async(&mut store.store).await.map(drop),
@@ -300,7 +355,10 @@ impl Plugin {
         let sandbox = Sandbox {
             wasi,
             table: ResourceTable::new(),
-            memory: MemoryCap { limit: limits.memory, hit: false },
+            memory: MemoryCap {
+                limit: limits.memory,
+                hit: false,
+            },
             log: log.clone(),
             log_budget: LOG_RECORDS_PER_CALL,
         };
@@ -308,9 +366,17 @@ impl Plugin {
         store.limiter(|s| &mut s.memory);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
         });
-        Ok(Call_ { store, limits, _permit: permit })
+        Ok(Call_ {
+            store,
+            limits,
+            _permit: permit,
+        })
     }
 }
 
@@ -342,7 +408,12 @@ fn trap_summary(e: &wasmtime::Error) -> String {
         None => e.to_string(),
     };
     if let Some(trace) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
-        let frames: Vec<String> = trace.frames().iter().take(3).filter_map(|f| f.func_name().map(str::to_owned)).collect();
+        let frames: Vec<String> = trace
+            .frames()
+            .iter()
+            .take(3)
+            .filter_map(|f| f.func_name().map(str::to_owned))
+            .collect();
         if !frames.is_empty() {
             summary.push_str(&format!(" (in {})", frames.join(" <- ")));
         }
@@ -363,26 +434,43 @@ pub struct Sandbox {
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl Sandbox {
-    pub(crate) fn log_record(&mut self, level: v0_1_0::Level, message: &str, fields: &[v0_1_0::Field]) {
+    pub(crate) fn log_record(
+        &mut self,
+        level: v0_1_0::Level,
+        message: &str,
+        fields: &[v0_1_0::Field],
+    ) {
         if self.log_budget == 0 {
             return;
         }
         self.log_budget -= 1;
         let message = output::clip(message, 4096);
-        let fields: String = fields.iter().map(|f| format!(" {}={}", f.key, output::clip(&f.value, 1024))).collect();
+        let fields: String = fields
+            .iter()
+            .map(|f| format!(" {}={}", f.key, output::clip(&f.value, 1024)))
+            .collect();
         let (binding, plugin) = (self.log.binding.as_str(), self.log.plugin.as_str());
         use v0_1_0::Level::*;
         match level {
-            Trace => tracing::trace!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
-            Debug => tracing::debug!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
+            Trace => {
+                tracing::trace!(target: "corbel::plugin", binding, plugin, "{message}{fields}")
+            }
+            Debug => {
+                tracing::debug!(target: "corbel::plugin", binding, plugin, "{message}{fields}")
+            }
             Info => tracing::info!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
             Warn => tracing::warn!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
-            Error => tracing::error!(target: "corbel::plugin", binding, plugin, "{message}{fields}"),
+            Error => {
+                tracing::error!(target: "corbel::plugin", binding, plugin, "{message}{fields}")
+            }
         }
         if self.log_budget == 0 {
             tracing::warn!(target: "corbel::plugin", binding, plugin, "log limit of {LOG_RECORDS_PER_CALL} records per call reached: further records dropped");
@@ -398,7 +486,12 @@ struct MemoryCap {
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.limit {
             self.hit = true;
             return Ok(false);
@@ -406,7 +499,12 @@ impl wasmtime::ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }

@@ -32,7 +32,12 @@ impl IsTerminal for LogStream {
 
 impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
-        Box::new(LineWriter { log: self.log.clone(), stream: self.stream, line: Vec::new(), taken: 0 })
+        Box::new(LineWriter {
+            log: self.log.clone(),
+            stream: self.stream,
+            line: Vec::new(),
+            taken: 0,
+        })
     }
 }
 
@@ -56,7 +61,11 @@ impl LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
         let room = CAP.saturating_sub(this.taken);
         if room == 0 {

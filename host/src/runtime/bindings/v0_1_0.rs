@@ -7,15 +7,17 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use corbel::plugin::log::Level;
-pub use corbel::plugin::types::{Field, GroupVersionKind, GroupVersionResource, UserExtra, UserInfo};
+pub use self::corbel::plugin::log::Level;
+pub use self::corbel::plugin::types::{
+    Field, GroupVersionKind, GroupVersionResource, UserExtra, UserInfo,
+};
 pub use exports::corbel::plugin::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use crate::runtime::Sandbox;
 
-impl corbel::plugin::types::Host for Sandbox {}
+impl self::corbel::plugin::types::Host for Sandbox {}
 
-impl corbel::plugin::log::Host for Sandbox {
+impl self::corbel::plugin::log::Host for Sandbox {
     fn log(&mut self, level: Level, message: String, fields: Vec<Field>) {
         self.log_record(level, &message, &fields);
     }

@@ -1,0 +1,210 @@
+//! `pod-security`: enforces the Kubernetes Pod Security Standards (`baseline` or `restricted`,
+//! policy version `latest` as of Kubernetes v1.33) on Pods and on the pod templates of Deployments,
+//! ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ReplicationControllers and PodTemplates.
+//!
+//! The verdict and the denial message follow Kubernetes' own Pod Security Admission:
+//! `violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "app"
+//! must set securityContext.allowPrivilegeEscalation=false), ...`, each failed check as
+//! `reason (detail)`, in PSA's check order. The checks themselves are in [`checks`].
+
+pub mod checks;
+
+use corbel_sdk::objects::{pod_metadata, pod_spec, pod_spec_pointer};
+use corbel_sdk::{Error, Operation, Policy, Request, Verdict, export_policy};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::checks::{Check, Failure, PodView};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `"baseline"` or `"restricted"`.
+    #[serde(default)]
+    pub level: String,
+}
+
+/// A Pod Security Standards level this policy enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Baseline,
+    Restricted,
+}
+
+impl Level {
+    pub fn parse(level: &str) -> Result<Self, String> {
+        match level {
+            "baseline" => Ok(Level::Baseline),
+            "restricted" => Ok(Level::Restricted),
+            "" => Err(
+                "`level` is missing: set {\"level\": \"baseline\"} or {\"level\": \"restricted\"}"
+                    .into(),
+            ),
+            "privileged" => Err(
+                "`level` \"privileged\" allows everything: bind no policy instead, or use \"baseline\" or \"restricted\""
+                    .into(),
+            ),
+            other => Err(format!(
+                "`level` {other:?} is not a Pod Security Standards level: use \"baseline\" or \"restricted\""
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Baseline => "baseline",
+            Level::Restricted => "restricted",
+        }
+    }
+
+    fn checks(self) -> &'static [Check] {
+        match self {
+            Level::Baseline => checks::BASELINE,
+            Level::Restricted => checks::RESTRICTED,
+        }
+    }
+}
+
+/// Runs the checks of `level` on a pod (template) and returns the failed ones, in PSA's order.
+pub fn evaluate(level: Level, pod: PodView<'_>) -> Vec<Failure> {
+    level
+        .checks()
+        .iter()
+        .filter_map(|check| check(pod))
+        .collect()
+}
+
+/// PSA's denial message for failed checks: `violates PodSecurity "<level>:latest": reason (detail), ...`.
+pub fn denial_message(level: Level, failures: &[Failure]) -> String {
+    let failures: Vec<String> = failures
+        .iter()
+        .map(|f| {
+            if f.detail.is_empty() {
+                f.reason.clone()
+            } else {
+                format!("{} ({})", f.reason, f.detail)
+            }
+        })
+        .collect();
+    format!(
+        "violates PodSecurity \"{}:latest\": {}",
+        level.as_str(),
+        failures.join(", ")
+    )
+}
+
+/// The one Pod subresource whose requests are checked: it adds containers. Requests for any other
+/// subresource (`status`, `binding`, `eviction`, `resize`, ...) are admitted; PSA admits them too,
+/// as they cannot change a container image or add a container.
+const CHECKED_POD_SUBRESOURCE: &str = "ephemeralcontainers";
+
+pub struct PodSecurity;
+
+impl Policy for PodSecurity {
+    type Settings = Settings;
+
+    fn validate_settings(settings: &Settings) -> Result<(), String> {
+        Level::parse(&settings.level).map(|_| ())
+    }
+
+    fn validate(request: &Request, settings: &Settings) -> Result<Verdict, Error> {
+        let level = Level::parse(&settings.level).map_err(Error::new)?;
+        if !matches!(request.operation, Operation::Create | Operation::Update) {
+            return Ok(Verdict::allow());
+        }
+        let kind = request.kind.kind.as_str();
+        if pod_spec_pointer(kind).is_none() {
+            return Ok(Verdict::allow());
+        }
+        let is_pod = kind == "Pod";
+        match request.sub_resource.as_deref() {
+            None | Some("") => {}
+            Some(CHECKED_POD_SUBRESOURCE) if is_pod => {}
+            Some(_) => return Ok(Verdict::allow()),
+        }
+        let object = request
+            .object
+            .as_ref()
+            .ok_or_else(|| Error::new(format!("the {kind} request carries no object")))?;
+
+        if is_pod && request.operation == Operation::Update {
+            // Like PSA: an update that changes nothing the policy depends on (only the images
+            // and new ephemeral containers can change) is admitted without evaluation.
+            if let Some(old) = &request.old_object {
+                if !is_significant_pod_update(object, old) {
+                    return Ok(Verdict::allow());
+                }
+            }
+        }
+
+        static NULL: Value = Value::Null;
+        let spec = match pod_spec(kind, object) {
+            Some(spec) => spec,
+            // A Pod without a spec is evaluated as an empty one; a workload without a pod
+            // template has nothing to check.
+            None if is_pod => &NULL,
+            None => return Ok(Verdict::allow()),
+        };
+        let metadata = pod_metadata(kind, object).unwrap_or(&NULL);
+        let failures = evaluate(level, PodView { metadata, spec });
+        if failures.is_empty() {
+            return Ok(Verdict::allow());
+        }
+        Ok(Verdict::deny(denial_message(level, &failures)))
+    }
+}
+
+/// PSA's `isSignificantPodUpdate`: whether a Pod update can change the verdict. Pod specs are
+/// mostly immutable; what may change is the container images, the per-container seccomp
+/// annotations, and the list of ephemeral containers.
+pub fn is_significant_pod_update(pod: &Value, old_pod: &Value) -> bool {
+    fn items<'a>(pod: &'a Value, field: &str) -> &'a [Value] {
+        pod.get("spec")
+            .and_then(|spec| spec.get(field))
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+    fn text<'a>(object: &'a Value, key: &str) -> &'a str {
+        object.get(key).and_then(Value::as_str).unwrap_or("")
+    }
+    fn annotation<'a>(pod: &'a Value, key: &str) -> &'a str {
+        pod.get("metadata")
+            .and_then(|m| m.get("annotations"))
+            .map_or("", |a| text(a, key))
+    }
+    let significant_container = |c: &Value, old: &Value| {
+        let key = format!(
+            "container.seccomp.security.alpha.kubernetes.io/{}",
+            text(c, "name")
+        );
+        text(c, "image") != text(old, "image") || annotation(pod, &key) != annotation(old_pod, &key)
+    };
+
+    for field in ["containers", "initContainers"] {
+        let (new, old) = (items(pod, field), items(old_pod, field));
+        if new.len() != old.len()
+            || new
+                .iter()
+                .zip(old)
+                .any(|(c, o)| significant_container(c, o))
+        {
+            return true;
+        }
+    }
+    let old_ephemeral = items(old_pod, "ephemeralContainers");
+    items(pod, "ephemeralContainers").iter().any(|c| {
+        match old_ephemeral
+            .iter()
+            .find(|o| text(o, "name") == text(c, "name"))
+        {
+            None => true, // an ephemeral container was added
+            Some(o) => significant_container(c, o),
+        }
+    })
+}
+
+export_policy!(PodSecurity);
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! Corbel's build tasks. Each installs what it needs (the wasm32-wasip2 target) and is safe to
+//! run again: cargo rebuilds only what changed, into the one shared `target/`.
+//!
+//! - `cargo xtask run`: build the plugins and the host, then serve the three first-party policies.
+//! - `cargo xtask test`: build the plugins and the host, then run every test in the workspace.
+//! - `cargo xtask plugins`: build every plugin component (`target/wasm32-wasip2/plugin/*.wasm`).
+//! - `cargo xtask bench`: the admission benchmark (figures, not pass/fail).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Folders whose every crate is a plugin built as a component.
+const PLUGIN_DIRS: &[&str] = &["plugins", "tests/plugins"];
+/// Test fixtures use raw bindings whose exports are not valid native symbols: never built natively.
+const WASM_ONLY_DIR: &str = "tests/plugins";
+const TARGET: &str = "wasm32-wasip2";
+
+/// Package names of the crates directly under `dir` (relative to the workspace root).
+fn crates_in(dir: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let entries =
+        std::fs::read_dir(root().join(dir)).map_err(|e| format!("failed to list {dir}: {e}"))?;
+    for entry in entries.flatten() {
+        let Ok(manifest) = std::fs::read_to_string(entry.path().join("Cargo.toml")) else {
+            continue;
+        };
+        let name = manifest
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("name = ")
+                    .map(|n| n.trim_matches('"').to_owned())
+            })
+            .ok_or_else(|| {
+                format!(
+                    "{} has no package name",
+                    entry.path().join("Cargo.toml").display()
+                )
+            })?;
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => run(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("plugins") => plugins(),
+        Some("bench") => bench(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{}", HELP.trim());
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n\n{}", HELP.trim())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const HELP: &str = "
+usage: cargo xtask <task> [args]
+
+tasks:
+  run      build the plugins and the host, then serve deploy/local/corbel.yaml (Ctrl-C stops)
+  test     build the plugins and the host, then run every test (extra args go to cargo test)
+  plugins  build every plugin component into target/wasm32-wasip2/plugin/
+  bench    run the admission benchmark (cargo bench -p corbel --bench admission)
+";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn step(what: &str, cmd: &mut Command) -> Result<(), String> {
+    eprintln!("==> {what}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("failed to start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+/// Installs the wasm32-wasip2 target when rustup does not have it yet.
+fn ensure_target() -> Result<(), String> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("rustup is needed to add the {TARGET} target: {e}"))?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
+        return Ok(());
+    }
+    step(
+        &format!("installing the {TARGET} target"),
+        Command::new("rustup").args(["target", "add", TARGET]),
+    )
+}
+
+fn plugins() -> Result<(), String> {
+    ensure_target()?;
+    let mut cmd = cargo();
+    cmd.args(["build", "--target", TARGET, "--profile", "plugin"]);
+    for dir in PLUGIN_DIRS {
+        for name in crates_in(dir)? {
+            cmd.args(["-p", &name]);
+        }
+    }
+    step(
+        "building plugin components (target/wasm32-wasip2/plugin/)",
+        &mut cmd,
+    )
+}
+
+fn host() -> Result<(), String> {
+    step(
+        "building the host (target/release/corbel)",
+        cargo().args(["build", "--release", "-p", "corbel"]),
+    )
+}
+
+fn run(extra: &[String]) -> Result<(), String> {
+    plugins()?;
+    host()?;
+    let config = root().join("deploy/local/corbel.yaml");
+    let ca = root().join("target/corbel-dev/tls/ca.crt");
+    eprintln!(
+        "
+==> serving the three policies on https://127.0.0.1:8443 (Ctrl-C stops)
+
+  Try it from another terminal:
+    curl --cacert {ca} https://127.0.0.1:8443/readyz
+    curl --cacert {ca} -H 'content-type: application/json' \\
+         --data @tests/data/reviews/configmap-unlabelled.json https://127.0.0.1:8443/validate/require-labels
+    curl --cacert {ca} -H 'content-type: application/json' \\
+         --data @tests/data/reviews/pod-privileged.json https://127.0.0.1:8443/validate/pod-security
+    curl --cacert {ca} -H 'content-type: application/json' \\
+         --data @tests/data/reviews/configmap-unlabelled.json https://127.0.0.1:8443/mutate/default-labels
+    curl --cacert {ca} https://127.0.0.1:8443/metrics
+",
+        ca = ca.display()
+    );
+    let mut cmd = Command::new(root().join("target/release/corbel"));
+    cmd.current_dir(root())
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .args(extra);
+    step("corbel serve", &mut cmd)
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    plugins()?;
+    host()?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--release", "--workspace"]);
+    for name in crates_in(WASM_ONLY_DIR)? {
+        cmd.args(["--exclude", &name]);
+    }
+    cmd.args(extra);
+    cmd.env("CORBEL_BIN", root().join("target/release/corbel"));
+    cmd.env("CORBEL_PLUGINS", root().join("target/wasm32-wasip2/plugin"));
+    step("running the test suite", &mut cmd)
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    plugins()?;
+    step(
+        "admission benchmark",
+        cargo()
+            .args(["bench", "-p", "corbel", "--bench", "admission"])
+            .args(extra),
+    )
+}
