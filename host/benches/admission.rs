@@ -37,6 +37,10 @@
 //! The load generator is reqwest over HTTP/1.1 keep-alive, one `Client` (so one connection) per
 //! connection slot: the host's own `hyper` dependency does not enable the `client` feature.
 
+/// The same allocator as the `corbel` binary, so the figures are those of what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -190,6 +194,8 @@ struct Samples {
     /// Open loop: requests sent after their scheduled time because their connection was busy.
     queued: u64,
     first_error: Option<String>,
+    /// CPU time the server's threads spent during the measurement (closed loop only).
+    server_cpu: Duration,
 }
 
 impl Samples {
@@ -198,6 +204,7 @@ impl Samples {
         self.elapsed += other.elapsed;
         self.errors += other.errors;
         self.queued += other.queued;
+        self.server_cpu += other.server_cpu;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -417,8 +424,39 @@ async fn open_loop(
     all
 }
 
+/// CPU time (user + system) of this process's threads named `name`, from /proc (10 ms ticks).
+fn threads_cpu(name: &str) -> Duration {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        ticks += fields
+            .get(11)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+        ticks += fields
+            .get(12)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Duration::from_millis(ticks * 10)
+}
+
 /// Closed loop: every connection sends its next request as soon as the previous one is answered.
 async fn closed_loop(clients: &[reqwest::Client], target: &Target, duration: Duration) -> Samples {
+    let cpu_before = threads_cpu("bench-server");
     let start = Instant::now();
     let end = start + duration;
     let tasks: Vec<_> = clients
@@ -449,6 +487,7 @@ async fn closed_loop(clients: &[reqwest::Client], target: &Target, duration: Dur
         all.merge(samples);
     }
     all.elapsed = last - start;
+    all.server_cpu = threads_cpu("bench-server").saturating_sub(cpu_before);
     all
 }
 
@@ -915,6 +954,14 @@ fn run() -> anyhow::Result<()> {
         (each / 2).as_secs_f64()
     );
     row("healthz", &floor);
+    let cpu_per_request =
+        |s: &Samples| s.server_cpu.as_secs_f64() * 1e6 / s.latencies.len().max(1) as f64;
+    println!(
+        "   server CPU per request: wasm {:.1} µs, native {:.1} µs, healthz {:.1} µs (from /proc, 10 ms ticks)",
+        cpu_per_request(&closed_wasm),
+        cpu_per_request(&closed_native),
+        cpu_per_request(&floor)
+    );
 
     // 5. Summary.
     let (ow, on) = (open_wasm.stats(), open_native.stats());
