@@ -144,7 +144,9 @@ async fn refuses_bad_input_with_a_status_and_a_reason() {
     let mut huge = good.clone();
     huge["request"]["object"]["data"]["blob"] = json!("x".repeat(100 << 10));
 
-    let cases: Vec<(&str, &str, &str, Vec<u8>, u16, &str)> = vec![
+    // (what, path, content type, body, expected status, what the message must say)
+    type Case<'a> = (&'a str, &'a str, &'a str, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "wrong content type",
             "/validate/require-labels",

@@ -460,17 +460,16 @@ pub fn se_linux_options(pod: PodView<'_>) -> Option<Failure> {
 
     let mut bad_setters = Vec::new();
     if let Some(options) = pod_security_context(pod.spec).and_then(|sc| field(sc, "seLinuxOptions"))
+        && !valid(options)
     {
-        if !valid(options) {
-            bad_setters.push("pod".to_owned());
-        }
+        bad_setters.push("pod".to_owned());
     }
     let mut bad_containers = Vec::new();
     for (_, c) in containers(pod.spec) {
-        if let Some(options) = security_context(c).and_then(|sc| field(sc, "seLinuxOptions")) {
-            if !valid(options) {
-                bad_containers.push(name(c));
-            }
+        if let Some(options) = security_context(c).and_then(|sc| field(sc, "seLinuxOptions"))
+            && !valid(options)
+        {
+            bad_containers.push(name(c));
         }
     }
     if !bad_containers.is_empty() {

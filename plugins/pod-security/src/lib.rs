@@ -130,10 +130,10 @@ impl Policy for PodSecurity {
         if is_pod && request.operation == Operation::Update {
             // Like PSA: an update that changes nothing the policy depends on (only the images
             // and new ephemeral containers can change) is admitted without evaluation.
-            if let Some(old) = &request.old_object {
-                if !is_significant_pod_update(object, old) {
-                    return Ok(Verdict::allow());
-                }
+            if let Some(old) = &request.old_object
+                && !is_significant_pod_update(object, old)
+            {
+                return Ok(Verdict::allow());
             }
         }
 
