@@ -178,13 +178,22 @@ async fn serve(
         max_memory,
     })?);
     let state = AppState::loading();
-    let router = api::router(state.clone(), config.max_body_size);
+    let mut router = api::router(state.clone(), config.max_body_size);
 
     let addr = listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("failed to listen on {addr}"))?;
     let local = listener.local_addr()?;
+    if let Some(embedded) = &config.embedded {
+        let ca = config
+            .tls
+            .development
+            .as_ref()
+            .map(|dev| dev.dir.join("ca.crt"));
+        let kube = embedded_api(&config, embedded, state.clone(), local, ca.as_deref()).await?;
+        router = router.merge(kube);
+    }
     if let Some(file) = &address_file {
         std::fs::write(file, local.to_string())
             .with_context(|| format!("failed to write {}", file.display()))?;
@@ -218,6 +227,120 @@ async fn serve(
     .await?;
     loader.abort();
     Ok(())
+}
+
+/// Opens the embedded store and serves the Kubernetes-shaped API over it; writes a kubeconfig.
+async fn embedded_api(
+    config: &Config,
+    embedded: &crate::config::EmbeddedConfig,
+    webhooks: Arc<AppState>,
+    address: std::net::SocketAddr,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<axum::Router> {
+    use crate::auth::{Authenticator, Authorizer, development_admin};
+    use crate::kubeapi::{InlineBinding, KubeApi};
+
+    let dir = embedded.data_dir();
+    let store = crate::store::Store::open(&dir.join("store"))
+        .with_context(|| format!("failed to open the store in {}", dir.display()))?;
+    let mut bootstrap = Vec::new();
+    let mut rules = config.auth.rules.clone();
+    let admin = if embedded.development_admin {
+        let admin = development_admin(&dir)?;
+        bootstrap.push((admin.token.clone(), admin.user.clone()));
+        rules.push(admin.rule.clone());
+        Some(admin)
+    } else {
+        None
+    };
+    let authenticator = Authenticator::new(&config.auth, bootstrap).await?;
+    let inline = config
+        .bindings
+        .iter()
+        .filter_map(|b| InlineBinding::from_config(b).transpose())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let api = KubeApi::new(
+        store,
+        authenticator,
+        Authorizer::new(rules),
+        webhooks,
+        inline,
+    )
+    .await?;
+
+    let kubeconfig = embedded
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| dir.join("kubeconfig"));
+    let host = if address.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    };
+    write_kubeconfig(
+        &kubeconfig,
+        &format!("https://{host}"),
+        ca,
+        admin.as_ref().map(|a| a.token.as_str()),
+    )?;
+    match &admin {
+        Some(admin) => tracing::info!(
+            kubeconfig = %kubeconfig.display(),
+            admin_token = %admin.token_file.display(),
+            "embedded API ready: kubectl --kubeconfig {} get namespaces",
+            kubeconfig.display()
+        ),
+        None => {
+            tracing::info!(kubeconfig = %kubeconfig.display(), "embedded API ready (add your token to the kubeconfig)")
+        }
+    }
+    Ok(crate::kubeapi::router(api)
+        .layer(axum::extract::DefaultBodyLimit::max(config.max_body_size)))
+}
+
+/// A kubeconfig with one cluster, one user and one context, as k3s writes it. Readable by its owner
+/// only: it holds a token.
+fn write_kubeconfig(
+    path: &std::path::Path,
+    server: &str,
+    ca: Option<&std::path::Path>,
+    token: Option<&str>,
+) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let mut cluster = serde_json::json!({"server": server});
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).with_context(|| format!("failed to read {}", ca.display()))?;
+        cluster["certificate-authority-data"] =
+            base64::engine::general_purpose::STANDARD.encode(pem).into();
+    }
+    let user = match token {
+        Some(token) => serde_json::json!({"token": token}),
+        None => serde_json::json!({}),
+    };
+    let config = serde_json::json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "corbel", "cluster": cluster}],
+        "users": [{"name": "corbel-admin", "user": user}],
+        "contexts": [{"name": "corbel", "context": {"cluster": "corbel", "user": "corbel-admin", "namespace": "default"}}],
+        "current-context": "corbel",
+        "preferences": {},
+    });
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("failed to create {}", parent.display()))?;
+    }
+    let yaml = serde_yaml_ng::to_string(&config)?;
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options
+        .open(path)?
+        .write_all(yaml.as_bytes())
+        .with_context(|| format!("failed to write {}", path.display()))
 }
 
 async fn shutdown_signal() {

@@ -42,6 +42,100 @@ pub struct Config {
     pub shutdown_grace_period: Duration,
     #[serde(default)]
     pub bindings: Vec<BindingConfig>,
+    /// The embedded mode: a Kubernetes-shaped API over an embedded store, served beside the webhooks.
+    #[serde(default)]
+    pub embedded: Option<EmbeddedConfig>,
+    /// Who may use the embedded API (bearer tokens, OpenID Connect, role-based rules).
+    #[serde(default)]
+    pub auth: crate::auth::AuthConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Where the store lives; default `$XDG_DATA_HOME/corbel` (`~/.local/share/corbel`).
+    pub data_dir: Option<PathBuf>,
+    /// Where to write a kubeconfig for kubectl and kube-rs; default `{dataDir}/kubeconfig`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Create an admin token (`{dataDir}/admin.token`) that may do everything, and put it in the
+    /// kubeconfig. On by default; turn it off when tokens come from `auth` only.
+    #[serde(default = "yes")]
+    pub development_admin: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl EmbeddedConfig {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            let base = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|| PathBuf::from("."))
+                        .join(".local/share")
+                });
+            base.join("corbel")
+        })
+    }
+}
+
+/// Which writes of the embedded API a binding admits, as in a webhook configuration's `rules`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookRule {
+    /// CREATE, UPDATE, DELETE, CONNECT or *.
+    pub operations: Vec<String>,
+    pub api_groups: Vec<String>,
+    pub api_versions: Vec<String>,
+    /// Plural names, `*`, `plural/status`, `*/status` or `*/*`.
+    pub resources: Vec<String>,
+    /// `*` (default), `Cluster` or `Namespaced`.
+    #[serde(default = "star")]
+    pub scope: String,
+}
+
+fn star() -> String {
+    "*".into()
+}
+
+impl WebhookRule {
+    pub fn matches(
+        &self,
+        operation: &str,
+        group: &str,
+        version: &str,
+        plural: &str,
+        status: bool,
+        namespaced: bool,
+    ) -> bool {
+        let any = |list: &[String], value: &str| list.iter().any(|v| v == "*" || v == value);
+        let resource_ok = self.resources.iter().any(|r| {
+            let (res, sub) = r
+                .split_once('/')
+                .map_or((r.as_str(), None), |(a, b)| (a, Some(b)));
+            let res_ok = res == "*" || res == plural;
+            match (sub, status) {
+                (None, false) => res_ok,
+                (Some(s), true) => res_ok && (s == "*" || s == "status"),
+                (Some("*"), false) => res_ok,
+                _ => false,
+            }
+        });
+        let scope_ok = match self.scope.as_str() {
+            "Cluster" => !namespaced,
+            "Namespaced" => namespaced,
+            _ => true,
+        };
+        any(&self.operations, operation)
+            && any(&self.api_groups, group)
+            && any(&self.api_versions, version)
+            && resource_ok
+            && scope_ok
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,6 +182,15 @@ pub struct BindingConfig {
     pub memory_limit: usize,
     #[serde(default)]
     pub failure_policy: FailurePolicy,
+    /// Embedded mode: which writes of the embedded API this binding admits inline.
+    #[serde(default)]
+    pub rules: Vec<WebhookRule>,
+    /// Embedded mode: only objects in namespaces with these labels (a metav1.LabelSelector).
+    #[serde(default)]
+    pub namespace_selector: Option<serde_json::Value>,
+    /// Embedded mode: only objects with these labels (a metav1.LabelSelector).
+    #[serde(default)]
+    pub object_selector: Option<serde_json::Value>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -138,6 +241,14 @@ impl Config {
         self.tls.key_file.as_mut().map(fix);
         if let Some(dev) = &mut self.tls.development {
             fix(&mut dev.dir);
+        }
+        if let Some(embedded) = &mut self.embedded {
+            embedded.data_dir.as_mut().map(fix);
+            embedded.kubeconfig.as_mut().map(fix);
+        }
+        self.auth.token_file.as_mut().map(fix);
+        if let Some(oidc) = &mut self.auth.oidc {
+            oidc.ca_file.as_mut().map(fix);
         }
         for binding in &mut self.bindings {
             fix(&mut binding.plugin);

@@ -6,6 +6,7 @@
 //! | [`runtime`] | the wasmtime engine, limits, loading a plugin, one binding module per WIT version |
 //! | [`admission`] | `evaluate()`: one AdmissionRequest through one binding, with no knowledge of HTTP |
 //! | [`api`] | the HTTPS server: thin handlers for webhooks, health, readiness and metrics |
+//! | [`store`] | the embedded store: Kubernetes objects in redb, resourceVersions, watches |
 //! | [`tls`] | serving certificates: files reloaded on change, or a development CA |
 //! | [`config`] | the configuration file |
 //! | [`telemetry`] | logging and Prometheus metrics |
@@ -13,8 +14,11 @@
 
 pub mod admission;
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod kubeapi;
 pub mod runtime;
+pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -1,0 +1,60 @@
+//! `kubectl get` asks for a `meta.k8s.io/v1` Table: rows with the columns a human wants. Name and
+//! age for every kind, plus a CRD version's `additionalPrinterColumns` (simple `.a.b` JSON paths).
+
+use serde_json::{Value, json};
+
+use super::registry::Kind;
+
+fn age(created: Option<&str>) -> String {
+    let Some(created) = created.and_then(|c| c.parse::<jiff::Timestamp>().ok()) else {
+        return "<unknown>".into();
+    };
+    let seconds = jiff::Timestamp::now()
+        .duration_since(created)
+        .as_secs()
+        .max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// `.spec.size` → the value at that path; other JSONPath forms are not evaluated.
+fn simple_path<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
+    let pointer: String = path
+        .trim_start_matches('.')
+        .split('.')
+        .map(|p| format!("/{p}"))
+        .collect();
+    object.pointer(&pointer)
+}
+
+pub(super) fn table(kind: &Kind, items: &[Value], metadata: Value) -> Value {
+    let mut columns = vec![
+        json!({"name": "Name", "type": "string", "format": "name", "description": "Name of the object", "priority": 0}),
+    ];
+    let extra: Vec<&Value> = kind
+        .columns
+        .iter()
+        .filter(|c| c.get("name").and_then(Value::as_str) != Some("Age"))
+        .collect();
+    for c in &extra {
+        columns.push(json!({"name": c["name"], "type": c.get("type").cloned().unwrap_or(json!("string")), "format": "", "description": c.get("description").cloned().unwrap_or(json!("")), "priority": c.get("priority").cloned().unwrap_or(json!(0))}));
+    }
+    columns.push(json!({"name": "Age", "type": "string", "format": "", "description": "Time since creation", "priority": 0}));
+    let rows: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let mut cells = vec![item.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
+            for c in &extra {
+                let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
+                cells.push(simple_path(item, path).cloned().unwrap_or(Value::Null));
+            }
+            cells.push(json!(age(item.pointer("/metadata/creationTimestamp").and_then(Value::as_str))));
+            json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata")}})
+        })
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "columnDefinitions": columns, "rows": rows})
+}
