@@ -57,7 +57,7 @@ pub fn review(name: &str) -> Value {
 
 /// A running `corbel serve`, killed when dropped.
 pub struct Server {
-    child: Child,
+    pub(crate) child: Child,
     pub base: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
@@ -265,4 +265,80 @@ pub fn apply_patch(review: &Value, response: &Value) -> Value {
     let mut object = review["request"]["object"].clone();
     json_patch::patch(&mut object, &patch).unwrap();
     object
+}
+
+/// A running `corbel serve` in embedded mode, with its data directory and kubeconfig.
+pub struct Embedded {
+    pub server: Server,
+    pub data: PathBuf,
+    pub kubeconfig: PathBuf,
+}
+
+impl Embedded {
+    /// Starts the embedded mode with these bindings and extra configuration, in a fresh data
+    /// directory (or `data`, to restart on an existing store).
+    pub async fn start(bindings: &str, extra: &str, data: Option<PathBuf>) -> Embedded {
+        let data = data.unwrap_or_else(|| tempfile::tempdir().unwrap().keep());
+        let extra = format!("embedded:\n  dataDir: {}\n{extra}", data.display());
+        let server = Server::start(bindings, &extra).await;
+        let kubeconfig = data.join("kubeconfig");
+        Embedded {
+            server,
+            data,
+            kubeconfig,
+        }
+    }
+
+    /// A kube-rs client configured from the kubeconfig the server wrote.
+    pub async fn client(&self) -> kube::Client {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig).unwrap();
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(config).unwrap()
+    }
+
+    /// Runs the real kubectl against the server; returns (success, stdout, stderr).
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl is installed (kubectl version --client)");
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The development admin token.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// Kills the server with SIGKILL: no shutdown, no flush.
+    pub fn kill(mut self) -> PathBuf {
+        self.server.child.kill().unwrap();
+        self.server.child.wait().unwrap();
+        self.data.clone()
+    }
 }

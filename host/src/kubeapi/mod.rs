@@ -20,7 +20,7 @@ use self::server::ApiError;
 use crate::admission::bindings::Entry;
 use crate::api::AppState;
 use crate::auth::{
-    AuthError, Authenticator, Authorizer, RequestAttributes, UserInfo, forbidden_message,
+    AuthError, Authenticator, Authorizer, RequestAttributes, UserInfo, forbidden_status,
 };
 use crate::config::{BindingConfig, WebhookRule};
 use crate::store::{ObjectKey, Store, UpdateMode};
@@ -121,11 +121,10 @@ impl KubeApi {
         attrs: &RequestAttributes,
     ) -> Result<(), ApiError> {
         self.authorizer.authorize(user, attrs).map_err(|_| {
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "Forbidden",
-                forbidden_message(user, attrs),
-            )
+            // `configmaps is forbidden: User "x" cannot create resource ...`, as the API server says it.
+            let status = forbidden_status(user, attrs);
+            let message = status["message"].as_str().unwrap_or_default().to_owned();
+            ApiError::new(StatusCode::FORBIDDEN, "Forbidden", message)
         })
     }
 

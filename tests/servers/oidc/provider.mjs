@@ -1,0 +1,74 @@
+// A real OpenID provider (npm `oidc-provider`) for Corbel's authentication tests
+// (host/tests/oidc.rs). It serves plain HTTP on 127.0.0.1 with a random port, issues JWT access
+// tokens for client-credentials clients, and prints its issuer URL as the first line on stdout.
+//
+//   OIDC_PROVIDER_CONFIG='{"resource": "https://corbel.test",
+//                          "clients": [{"id": "ci", "secret": "s", "ttl": 1}],
+//                          "signingKeyOut": "/tmp/x/key.pem"}' node provider.mjs
+//
+// - resource: the one resource indicator (the `aud` of every access token); the default resource.
+// - clients: client-credentials clients (client_secret_basic), with an optional token TTL in seconds.
+// - port: the port to listen on; default a random free one.
+// - signingKeyOut: where to write the provider's RSA signing key (PKCS#8 PEM), so a test can mint
+//   tokens the provider's JWKS vouches for (a wrong issuer, say). Test use only.
+//
+// The process exits when its stdin closes, so it never outlives the test that started it.
+
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+
+import Provider, { errors } from 'oidc-provider';
+
+const config = JSON.parse(process.env.OIDC_PROVIDER_CONFIG ?? '{}');
+const resource = config.resource ?? 'https://corbel.test';
+const clients = config.clients ?? [];
+const ttls = Object.fromEntries(clients.map((c) => [c.id, c.ttl ?? 600]));
+
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' };
+if (config.signingKeyOut) {
+  writeFileSync(config.signingKeyOut, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+}
+
+const server = createServer();
+await new Promise((resolve) => server.listen(config.port ?? 0, '127.0.0.1', resolve));
+const issuer = `http://127.0.0.1:${server.address().port}`;
+
+const provider = new Provider(issuer, {
+  clients: clients.map((c) => ({
+    client_id: c.id,
+    client_secret: c.secret,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    token_endpoint_auth_method: 'client_secret_basic',
+  })),
+  jwks: { keys: [signingKey] },
+  features: {
+    devInteractions: { enabled: false },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: (_ctx, _client, oneOf) => oneOf ?? resource,
+      useGrantedResource: () => true,
+      getResourceServerInfo: (_ctx, indicator, client) => {
+        // Anything else must be InvalidTarget (a 400); a plain Error would be a 500.
+        if (indicator !== resource) throw new errors.InvalidTarget();
+        return {
+          scope: 'api',
+          audience: resource,
+          accessTokenFormat: 'jwt',
+          accessTokenTTL: ttls[client.clientId] ?? 600,
+        };
+      },
+    },
+  },
+});
+provider.on('server_error', (_ctx, err) => console.error('oidc-provider server error:', err));
+
+server.on('request', provider.callback());
+process.stdout.write(`${issuer}\n`);
+
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
