@@ -145,21 +145,24 @@ fn run(extra: &[String]) -> Result<(), String> {
     host()?;
     let config = root().join("deploy/local/corbel.yaml");
     let ca = root().join("target/corbel-dev/tls/ca.crt");
+    let kubeconfig = root().join("target/corbel-dev/data/kubeconfig");
     eprintln!(
         "
-==> serving the three policies on https://127.0.0.1:8443 (Ctrl-C stops)
+==> serving on https://127.0.0.1:8443: the embedded Kubernetes-shaped API and three policies (Ctrl-C stops)
 
-  Try it from another terminal:
-    curl --cacert {ca} https://127.0.0.1:8443/readyz
-    curl --cacert {ca} -H 'content-type: application/json' \\
-         --data @tests/data/reviews/configmap-unlabelled.json https://127.0.0.1:8443/validate/require-labels
+  From another terminal, as a Kubernetes user:
+    kubectl --kubeconfig {kubeconfig} get namespaces
+    kubectl --kubeconfig {kubeconfig} apply -f deploy/local/examples/configmap-unlabelled.yaml   # denied by require-labels
+    kubectl --kubeconfig {kubeconfig} apply -f deploy/local/examples/configmap-labelled.yaml     # admitted, labels added
+    kubectl --kubeconfig {kubeconfig} get configmap settings -o yaml
+
+  As the Kubernetes API server calls the webhooks:
     curl --cacert {ca} -H 'content-type: application/json' \\
          --data @tests/data/reviews/pod-privileged.json https://127.0.0.1:8443/validate/pod-security
-    curl --cacert {ca} -H 'content-type: application/json' \\
-         --data @tests/data/reviews/configmap-unlabelled.json https://127.0.0.1:8443/mutate/default-labels
-    curl --cacert {ca} https://127.0.0.1:8443/metrics
+    curl --cacert {ca} https://127.0.0.1:8443/readyz
 ",
-        ca = ca.display()
+        ca = ca.display(),
+        kubeconfig = kubeconfig.display()
     );
     let mut cmd = Command::new(root().join("target/release/corbel"));
     cmd.current_dir(root())
@@ -172,6 +175,7 @@ fn run(extra: &[String]) -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     plugins()?;
+    oidc_provider()?;
     host()?;
     let mut cmd = cargo();
     cmd.args(["test", "--release", "--workspace"]);
@@ -182,6 +186,30 @@ fn test(extra: &[String]) -> Result<(), String> {
     cmd.env("CORBEL_BIN", root().join("target/release/corbel"));
     cmd.env("CORBEL_PLUGINS", root().join("target/wasm32-wasip2/plugin"));
     step("running the test suite", &mut cmd)
+}
+
+/// Installs npm `oidc-provider` (pinned in tests/servers/oidc/package.json) for the host's OpenID
+/// tests, when it is not installed yet.
+fn oidc_provider() -> Result<(), String> {
+    let dir = "tests/servers/oidc";
+    if root().join(dir).join("node_modules/oidc-provider").is_dir() {
+        return Ok(());
+    }
+    if Command::new("npm").arg("--version").output().is_err() {
+        return Err(format!(
+            "npm is needed to install oidc-provider for the OpenID tests ({dir}); install Node.js 20 or later"
+        ));
+    }
+    step(
+        &format!("installing oidc-provider into {dir}/node_modules"),
+        Command::new("npm").current_dir(root()).args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--prefix",
+            dir,
+        ]),
+    )
 }
 
 fn bench(extra: &[String]) -> Result<(), String> {
