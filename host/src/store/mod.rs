@@ -111,12 +111,28 @@ pub(crate) enum Op {
 
 pub(crate) type Reply = oneshot::Sender<Result<Value>>;
 
-/// The store. Cheap to clone; all clones share one database and one writer.
+/// The store. Cheap to clone; all clones share one database and one writer. When the last clone
+/// drops, the writer finishes what it was given and the database is closed, so the same directory
+/// can be opened again at once.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
-    writes: std::sync::mpsc::SyncSender<(Op, Reply)>,
+    writer: Arc<Writer>,
     events: broadcast::Sender<Arc<Event>>,
+}
+
+struct Writer {
+    writes: Option<std::sync::mpsc::SyncSender<(Op, Reply)>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        drop(self.writes.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Store {
@@ -137,13 +153,24 @@ impl Store {
         txn.commit().map_err(storage)?;
         let db = Arc::new(db);
         let (events, _) = broadcast::channel(4096);
-        let writes = writer::spawn(db.clone(), events.clone())?;
-        Ok(Self { db, writes, events })
+        let (writes, thread) = writer::spawn(db.clone(), events.clone())?;
+        Ok(Self {
+            db,
+            writer: Arc::new(Writer {
+                writes: Some(writes),
+                thread: Some(thread),
+            }),
+            events,
+        })
     }
 
     async fn write(&self, op: Op) -> Result<Value> {
         let (reply, answer) = oneshot::channel();
-        let writes = self.writes.clone();
+        let writes = self
+            .writer
+            .writes
+            .clone()
+            .expect("the writer lives as long as the store");
         // The channel is bounded: under a storm, senders wait here rather than queue without limit.
         tokio::task::spawn_blocking(move || writes.send((op, reply)))
             .await

@@ -21,13 +21,13 @@ const MAX_CASCADE_DEPTH: usize = 32;
 pub(super) fn spawn(
     db: Arc<Database>,
     events: broadcast::Sender<Arc<Event>>,
-) -> Result<SyncSender<(Op, Reply)>> {
+) -> Result<(SyncSender<(Op, Reply)>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("corbel-store".into())
         .spawn(move || run(&db, &rx, &events))
         .map_err(storage)?;
-    Ok(tx)
+    Ok((tx, thread))
 }
 
 fn run(db: &Database, rx: &Receiver<(Op, Reply)>, events: &broadcast::Sender<Arc<Event>>) {
