@@ -56,5 +56,12 @@ pub(super) fn table(kind: &Kind, items: &[Value], metadata: Value) -> Value {
             json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata")}})
         })
         .collect();
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata, "columnDefinitions": columns, "rows": rows})
+    // Built by moving the rows in: `json!` would serialize a second copy of them.
+    let mut table = serde_json::Map::new();
+    table.insert("kind".into(), "Table".into());
+    table.insert("apiVersion".into(), "meta.k8s.io/v1".into());
+    table.insert("metadata".into(), metadata);
+    table.insert("columnDefinitions".into(), Value::Array(columns));
+    table.insert("rows".into(), Value::Array(rows));
+    Value::Object(table)
 }
