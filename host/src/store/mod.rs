@@ -138,6 +138,11 @@ impl Drop for Writer {
 impl Store {
     /// Opens (or creates) the store in `dir`. A store left by a crash opens with every committed write.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with_retention(dir, EVENT_RETENTION)
+    }
+
+    /// Like [`Store::open`], keeping the last `retention` events for watches to resume from.
+    pub fn open_with_retention(dir: &Path, retention: u64) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Storage(format!("failed to create {}: {e}", dir.display())))?;
         let path = dir.join("corbel.redb");
@@ -153,7 +158,7 @@ impl Store {
         txn.commit().map_err(storage)?;
         let db = Arc::new(db);
         let (events, _) = broadcast::channel(4096);
-        let (writes, thread) = writer::spawn(db.clone(), events.clone())?;
+        let (writes, thread) = writer::spawn(db.clone(), events.clone(), retention.max(1))?;
         Ok(Self {
             db,
             writer: Arc::new(Writer {

@@ -313,3 +313,26 @@ async fn survives_a_reopen_with_every_committed_write() {
     assert_eq!(listed.items.len(), 50);
     assert_eq!(listed.revision, 50);
 }
+
+#[tokio::test]
+async fn a_watch_from_before_the_retained_log_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with_retention(dir.path(), 3).unwrap();
+    for i in 0..6 {
+        store
+            .create(widget("a", &i.to_string()), json!({}))
+            .await
+            .unwrap();
+    }
+    let prefix = ObjectKey::prefix("example.com", "widgets", None);
+    match store.watch(prefix.clone(), 1) {
+        Err(StoreError::Gone { requested, oldest }) => assert_eq!((requested, oldest), (1, 3)),
+        other => panic!("expected Gone, got {:?}", other.map(|_| ())),
+    }
+    let mut resumed = store.watch(prefix, 3).unwrap();
+    assert_eq!(
+        resumed.recv().await.unwrap().rv,
+        4,
+        "the retained tail is replayed"
+    );
+}

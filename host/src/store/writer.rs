@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use super::{
-    EVENT_RETENTION, EVENTS, Event, EventType, META, OBJECTS, OWNERS, ObjectKey, Op, Reply, Result,
-    StoreError, UpdateMode, storage,
+    EVENTS, Event, EventType, META, OBJECTS, OWNERS, ObjectKey, Op, Reply, Result, StoreError,
+    UpdateMode, storage,
 };
 
 /// Writes folded into one transaction at most.
@@ -21,16 +21,22 @@ const MAX_CASCADE_DEPTH: usize = 32;
 pub(super) fn spawn(
     db: Arc<Database>,
     events: broadcast::Sender<Arc<Event>>,
+    retention: u64,
 ) -> Result<(SyncSender<(Op, Reply)>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
     let thread = std::thread::Builder::new()
         .name("corbel-store".into())
-        .spawn(move || run(&db, &rx, &events))
+        .spawn(move || run(&db, &rx, &events, retention))
         .map_err(storage)?;
     Ok((tx, thread))
 }
 
-fn run(db: &Database, rx: &Receiver<(Op, Reply)>, events: &broadcast::Sender<Arc<Event>>) {
+fn run(
+    db: &Database,
+    rx: &Receiver<(Op, Reply)>,
+    events: &broadcast::Sender<Arc<Event>>,
+    retention: u64,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -43,7 +49,7 @@ fn run(db: &Database, rx: &Receiver<(Op, Reply)>, events: &broadcast::Sender<Arc
         let outcome = (|| -> Result<Vec<(Reply, Result<Value>)>> {
             let txn = db.begin_write().map_err(storage)?;
             let results = {
-                let mut tx = Txn::open(&txn, &mut emitted)?;
+                let mut tx = Txn::open(&txn, &mut emitted, retention)?;
                 let mut results = Vec::with_capacity(batch.len());
                 for (op, reply) in batch.drain(..) {
                     let result = tx.apply(op);
@@ -84,6 +90,8 @@ struct Txn<'a> {
     meta: Table<'a, &'static str, u64>,
     revision: u64,
     compacted: u64,
+    /// Events kept for watches to resume from.
+    retention: u64,
     emitted: &'a mut Vec<Event>,
 }
 
@@ -147,7 +155,11 @@ fn desired(object: &Value, ignore_status: bool) -> Value {
 }
 
 impl<'a> Txn<'a> {
-    fn open(txn: &'a redb::WriteTransaction, emitted: &'a mut Vec<Event>) -> Result<Self> {
+    fn open(
+        txn: &'a redb::WriteTransaction,
+        emitted: &'a mut Vec<Event>,
+        retention: u64,
+    ) -> Result<Self> {
         let meta = txn.open_table(META).map_err(storage)?;
         let revision = meta
             .get("revision")
@@ -166,6 +178,7 @@ impl<'a> Txn<'a> {
             meta,
             revision,
             compacted,
+            retention,
             emitted,
         })
     }
@@ -221,8 +234,8 @@ impl<'a> Txn<'a> {
         self.events
             .insert(self.revision, bytes.as_slice())
             .map_err(storage)?;
-        if self.revision > EVENT_RETENTION {
-            let oldest = self.revision - EVENT_RETENTION;
+        if self.revision > self.retention {
+            let oldest = self.revision - self.retention;
             while self.compacted < oldest {
                 self.compacted += 1;
                 self.events.remove(self.compacted).map_err(storage)?;
