@@ -388,6 +388,16 @@ mod tests {
     }
 
     #[test]
+    fn authentication_futures_are_send() {
+        fn send<T: Send + Sync>(_: &T) {}
+        fn future_send<T: Send>(_: T) {}
+        let auth = futures::executor::block_on(authenticator());
+        send(&auth);
+        future_send(auth.authenticate(Some("Bearer x")));
+        future_send(Authenticator::new(&AuthConfig::default(), Vec::new()));
+    }
+
+    #[test]
     fn generated_tokens_are_32_random_bytes_in_url_safe_base64() {
         let (a, b) = (generate_token(), generate_token());
         assert_eq!(a.len(), 43);

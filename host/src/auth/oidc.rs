@@ -103,7 +103,20 @@ impl OidcConfig {
 fn check_url(what: &str, url: &str) -> anyhow::Result<reqwest::Url> {
     let parsed =
         reqwest::Url::parse(url).with_context(|| format!("{what} {url:?} is not a URL"))?;
-    let loopback = match parsed.host_str() {
+    anyhow::ensure!(
+        secure_transport(&parsed),
+        "{what} {url:?} must be an https URL (plain http only on loopback)"
+    );
+    anyhow::ensure!(
+        parsed.query().is_none() && parsed.fragment().is_none(),
+        "{what} {url:?} must not have a query or fragment"
+    );
+    Ok(parsed)
+}
+
+/// https, or http to a loopback address (where nobody can be in the middle).
+fn secure_transport(url: &reqwest::Url) -> bool {
+    let loopback = match url.host_str() {
         Some("localhost") => true,
         Some(host) => host
             .trim_start_matches('[')
@@ -112,16 +125,7 @@ fn check_url(what: &str, url: &str) -> anyhow::Result<reqwest::Url> {
             .is_ok_and(|ip| ip.is_loopback()),
         None => false,
     };
-    match parsed.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => anyhow::bail!("{what} {url:?} must be an https URL (plain http only on loopback)"),
-    }
-    anyhow::ensure!(
-        parsed.query().is_none() && parsed.fragment().is_none(),
-        "{what} {url:?} must not have a query or fragment"
-    );
-    Ok(parsed)
+    url.scheme() == "https" || (url.scheme() == "http" && loopback)
 }
 
 /// The header of `token` when it has the shape of a JWS in compact form; `None` for anything else
@@ -232,6 +236,15 @@ impl Verifier {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("corbel/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                if attempt.previous().len() >= 5 {
+                    attempt.error("more than 5 redirects")
+                } else if !secure_transport(attempt.url()) {
+                    attempt.error("a redirect to a URL that is neither https nor loopback")
+                } else {
+                    attempt.follow()
+                }
+            }))
             .build()
             .context("failed to build the HTTP client for the OpenID provider")?;
         Ok(Self {
@@ -360,11 +373,13 @@ impl Verifier {
     async fn refetch(&self, seen: u64) -> Result<bool, AuthError> {
         let inner = &self.inner;
         let mut state = inner.refresh.lock().await;
-        let current = inner.keys.load();
-        if current.generation != seen {
+        let (generation, never_fetched) = {
+            let current = inner.keys.load();
+            (current.generation, current.fetched_at.is_none())
+        };
+        if generation != seen {
             return Ok(false);
         }
-        let never_fetched = current.fetched_at.is_none();
         if state
             .last_attempt
             .is_some_and(|t| t.elapsed() < MIN_REFETCH_INTERVAL)
@@ -610,6 +625,16 @@ fn key_from(value: Value) -> Result<Option<(String, Arc<Key>)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The API layer awaits authentication in axum handlers, whose futures must be `Send`.
+    #[test]
+    fn authentication_futures_are_send() {
+        fn send<T: Send>(_: T) {}
+        let verifier = Verifier::new(&OidcConfig::new("http://127.0.0.1:9", "a")).unwrap();
+        send(verifier.verify("a.b.c", Err(String::new())));
+        send(verifier.refetch(0));
+        send(verifier.prefetch());
+    }
 
     #[test]
     fn issuers_must_be_https_except_on_loopback() {

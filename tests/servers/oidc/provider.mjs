@@ -4,19 +4,20 @@
 //
 //   OIDC_PROVIDER_CONFIG='{"resource": "https://corbel.test",
 //                          "clients": [{"id": "ci", "secret": "s", "ttl": 1}],
-//                          "signingKeyOut": "/tmp/x/key.pem"}' node provider.mjs
+//                          "signingKey": "-----BEGIN PRIVATE KEY-----\n…"}' node provider.mjs
 //
 // - resource: the one resource indicator (the `aud` of every access token); the default resource.
 // - clients: client-credentials clients (client_secret_basic), with an optional token TTL in seconds.
 // - port: the port to listen on; default a random free one.
-// - signingKeyOut: where to write the provider's RSA signing key (PKCS#8 PEM), so a test can mint
-//   tokens the provider's JWKS vouches for (a wrong issuer, say). Test use only.
+// - signingKey: the RSA signing key (PKCS#8 PEM), so a test can also mint tokens the provider's
+//   JWKS vouches for (from a wrong issuer, say). Without it a key is generated. (Tests pass one:
+//   Node 20's generateKeyPairSync can deadlock in a garbage collection, about one start in 80.)
 //
 // The process exits when its stdin closes, so it never outlives the test that started it.
 
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { createPrivateKey, generateKeyPair, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
+import { promisify } from 'node:util';
 
 import Provider, { errors } from 'oidc-provider';
 
@@ -25,11 +26,10 @@ const resource = config.resource ?? 'https://corbel.test';
 const clients = config.clients ?? [];
 const ttls = Object.fromEntries(clients.map((c) => [c.id, c.ttl ?? 600]));
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const privateKey = config.signingKey
+  ? createPrivateKey(config.signingKey)
+  : (await promisify(generateKeyPair)('rsa', { modulusLength: 2048 })).privateKey;
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' };
-if (config.signingKeyOut) {
-  writeFileSync(config.signingKeyOut, privateKey.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
-}
 
 const server = createServer();
 await new Promise((resolve) => server.listen(config.port ?? 0, '127.0.0.1', resolve));
@@ -51,7 +51,6 @@ const provider = new Provider(issuer, {
     resourceIndicators: {
       enabled: true,
       defaultResource: (_ctx, _client, oneOf) => oneOf ?? resource,
-      useGrantedResource: () => true,
       getResourceServerInfo: (_ctx, indicator, client) => {
         // Anything else must be InvalidTarget (a 400); a plain Error would be a 500.
         if (indicator !== resource) throw new errors.InvalidTarget();
