@@ -704,10 +704,8 @@ fn convert(schema: &Map<String, Value>, root: bool) -> Value {
                 let t = std::mem::take(t);
                 out.insert("type".into(), serde_json::json!([t, "null"]));
             }
-            Some(Value::Array(types)) => {
-                if !types.iter().any(|t| t == "null") {
-                    types.push(Value::from("null"));
-                }
+            Some(Value::Array(types)) if !types.iter().any(|t| t == "null") => {
+                types.push(Value::from("null"));
             }
             _ => {}
         }
@@ -1392,7 +1390,7 @@ fn is_isbn10(s: &str) -> bool {
             (i as u32 + 1) * d
         })
         .sum();
-    sum % 11 == 0
+    sum.is_multiple_of(11)
 }
 
 fn is_isbn13(s: &str) -> bool {
@@ -1406,7 +1404,7 @@ fn is_isbn13(s: &str) -> bool {
         .enumerate()
         .map(|(i, c)| u32::from(c - b'0') * if i % 2 == 0 { 1 } else { 3 })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn is_isbn(s: &str) -> bool {
@@ -1433,7 +1431,7 @@ fn is_credit_card(s: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn is_ssn(s: &str) -> bool {

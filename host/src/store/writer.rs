@@ -13,6 +13,9 @@ use super::{
     UpdateMode, storage,
 };
 
+/// One write and where its answer goes.
+type Request = (Op, Reply);
+
 /// Writes folded into one transaction at most.
 const BATCH: usize = 256;
 /// How deep cascading deletion follows owner references.
@@ -22,7 +25,7 @@ pub(super) fn spawn(
     db: Arc<Database>,
     events: broadcast::Sender<Arc<Event>>,
     retention: u64,
-) -> Result<(SyncSender<(Op, Reply)>, std::thread::JoinHandle<()>)> {
+) -> Result<(SyncSender<Request>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
     let thread = std::thread::Builder::new()
         .name("corbel-store".into())
@@ -33,7 +36,7 @@ pub(super) fn spawn(
 
 fn run(
     db: &Database,
-    rx: &Receiver<(Op, Reply)>,
+    rx: &Receiver<Request>,
     events: &broadcast::Sender<Arc<Event>>,
     retention: u64,
 ) {
