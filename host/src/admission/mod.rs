@@ -337,6 +337,11 @@ pub fn respond(request: &Request, verdict: Verdict) -> AdmissionResponse {
 /// (kube-core would write the bytes as an array of numbers).
 pub fn review_json(response: AdmissionResponse) -> Vec<u8> {
     use base64::Engine as _;
+    if response.patch.is_none() {
+        // Most answers carry no patch: serialize once, straight to bytes.
+        return serde_json::to_vec(&response.into_review())
+            .expect("an AdmissionReview always serializes");
+    }
     let mut review =
         serde_json::to_value(response.into_review()).expect("an AdmissionReview always serializes");
     if let Some(patch) = review.pointer_mut("/response/patch")

@@ -176,14 +176,20 @@ impl Store {
             .writes
             .clone()
             .expect("the writer lives as long as the store");
-        // The channel is bounded: under a storm, senders wait here rather than queue without limit.
-        tokio::task::spawn_blocking(move || writes.send((op, reply)))
-            .await
-            .map_err(storage)?
-            .map_err(|_| StoreError::Storage("the writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Storage("the writer has stopped".into()))?
+        let stopped = || StoreError::Storage("the writer has stopped".into());
+        // The channel is bounded: when it is full (a storm), the sender waits on a blocking
+        // thread rather than queue without limit; otherwise the write is handed over at once.
+        match writes.try_send((op, reply)) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(request)) => {
+                tokio::task::spawn_blocking(move || writes.send(request))
+                    .await
+                    .map_err(storage)?
+                    .map_err(|_| stopped())?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(stopped()),
+        }
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Creates an object; sets uid, creationTimestamp, resourceVersion and generation.
