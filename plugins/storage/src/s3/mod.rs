@@ -1,0 +1,1 @@
+//! A small S3 client: AWS Signature V4 and the bucket operations the controller needs.
