@@ -142,6 +142,7 @@ fn host() -> Result<(), String> {
 
 fn run(extra: &[String]) -> Result<(), String> {
     plugins()?;
+    ensure_garage()?;
     host()?;
     let config = root().join("deploy/local/corbel.yaml");
     let ca = root().join("target/corbel-dev/tls/ca.crt");
@@ -176,6 +177,7 @@ fn run(extra: &[String]) -> Result<(), String> {
 fn test(extra: &[String]) -> Result<(), String> {
     plugins()?;
     oidc_provider()?;
+    ensure_garage()?;
     host()?;
     let mut cmd = cargo();
     cmd.args(["test", "--release", "--workspace"]);
@@ -209,6 +211,29 @@ fn oidc_provider() -> Result<(), String> {
             "--prefix",
             dir,
         ]),
+    )
+}
+
+/// The Garage release the S3 tests are written against (shared/design/TEST-SERVERS.md).
+const GARAGE_VERSION: &str = "2.5.0";
+
+/// Installs Garage, the S3-compatible store the storage tests start, when `garage --version`
+/// fails. It is built from source, so it is installed once per machine and reused; should it be
+/// installed but off `PATH`, cargo finds that version in place and returns at once.
+fn ensure_garage() -> Result<(), String> {
+    let installed = Command::new("garage")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if installed {
+        return Ok(());
+    }
+    step(
+        &format!(
+            "installing garage {GARAGE_VERSION} for the S3 tests (cargo install garage --locked): \
+             this takes ~20 minutes, once per machine"
+        ),
+        cargo().args(["install", "garage", "--locked", "--version", GARAGE_VERSION]),
     )
 }
 
