@@ -120,17 +120,25 @@ fn ensure_target() -> Result<(), String> {
 
 fn plugins() -> Result<(), String> {
     ensure_target()?;
-    let mut cmd = cargo();
-    cmd.args(["build", "--target", TARGET, "--profile", "plugin"]);
+    // One cargo run per plugin: a controller turns on the SDK's `controller` feature, and cargo
+    // would otherwise unify it into every policy built in the same run.
     for dir in PLUGIN_DIRS {
         for name in crates_in(dir)? {
-            cmd.args(["-p", &name]);
+            step(
+                &format!("building plugin {name} (target/{TARGET}/plugin/)"),
+                cargo().args([
+                    "build",
+                    "--target",
+                    TARGET,
+                    "--profile",
+                    "plugin",
+                    "-p",
+                    &name,
+                ]),
+            )?;
         }
     }
-    step(
-        "building plugin components (target/wasm32-wasip2/plugin/)",
-        &mut cmd,
-    )
+    Ok(())
 }
 
 fn host() -> Result<(), String> {

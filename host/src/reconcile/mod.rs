@@ -146,6 +146,66 @@ struct Context {
     state: Arc<AppState>,
 }
 
+/// Loads every configured controller, reports each in readiness, and runs those that loaded:
+/// under leader election when it is configured, otherwise at once. Returns when `shutdown`
+/// turns true and the reconciles in flight have finished.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    configs: Vec<ControllerConfig>,
+    client: kube::Client,
+    leader_election: Option<crate::config::LeaderElectionConfig>,
+    state: Arc<AppState>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let mut loaded = Vec::new();
+    for config in &configs {
+        let started = Instant::now();
+        match load(&runtime, config).await {
+            Ok(controller) => {
+                let kinds: Vec<String> = controller
+                    .manifest
+                    .reconciles
+                    .iter()
+                    .map(|r| format!("{} {}", r.api_version, r.kind))
+                    .collect();
+                tracing::info!(controller = %config.name, plugin = %controller.plugin.name(), kinds = ?kinds, elapsed_ms = started.elapsed().as_millis() as u64, "controller loaded");
+                state.report_controller(&config.name, Ok(kinds));
+                loaded.push(Arc::new(controller));
+            }
+            Err(e) => {
+                tracing::error!(controller = %config.name, error = %e, "controller failed to load");
+                state.report_controller(&config.name, Err(e));
+            }
+        }
+    }
+    if loaded.is_empty() {
+        return;
+    }
+    match leader_election {
+        None => {
+            state.metrics.set_leader("none", true);
+            run_all(client, loaded, state, shutdown).await;
+        }
+        Some(config) => {
+            let identity = config
+                .identity
+                .clone()
+                .or_else(|| std::env::var("POD_NAME").ok())
+                .unwrap_or_else(hostname);
+            let elector = leader::Elector::new(client.clone(), &config, identity);
+            let metrics_state = state.clone();
+            leader::run(
+                elector,
+                config,
+                &metrics_state.metrics,
+                shutdown,
+                move |stop| run_all(client.clone(), loaded.clone(), state.clone(), stop),
+            )
+            .await;
+        }
+    }
+}
+
 /// Runs every controller until `stop` turns true, then lets reconciles in flight finish.
 pub async fn run_all(
     client: kube::Client,
@@ -313,13 +373,14 @@ async fn run_kind(
     runtime_controller
         .graceful_shutdown_on(stopped(stop))
         .run(reconcile, error_policy, context)
-        .for_each(|result| async move {
+        .for_each(|result| {
             if let Err(e) = result {
                 match e {
                     controller::Error::ReconcilerFailed(..) => {} // logged where it happened
-                    other => tracing::debug!(error = %other, "controller event"),
+                    other => tracing::warn!(controller = %name, error = %other, "controller error"),
                 }
             }
+            std::future::ready(())
         })
         .await;
     tracing::info!(controller = %name, kind = %resource.kind, "stopped reconciling");
@@ -654,6 +715,9 @@ async fn reconcile(
         Ok(_) => "success",
         Err(e) => e.metric(),
     };
+    if let Err(ReconcileFailure::Api(e)) = &result {
+        tracing::warn!(controller = %controller.name, kind = %context.resource.kind, error = %e, "a write to the API failed; retrying with backoff");
+    }
     metrics.record_reconcile(
         &controller.name,
         &context.resource.kind,
