@@ -5,22 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use corbel_e2e::{Embedded, plugin, root};
+use corbel_e2e::probes::{condition, create, probes, resource};
+use corbel_e2e::{Embedded, plugin};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
-use kube::core::{ApiResource, GroupVersionKind};
-use serde_json::{Value, json};
-
-fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
-}
-
-fn probes(client: &kube::Client) -> Api<DynamicObject> {
-    Api::namespaced_with(
-        client.clone(),
-        "default",
-        &resource("test.corbel.dev", "v1", "Probe", "probes"),
-    )
-}
+use serde_json::json;
 
 fn config_maps(client: &kube::Client) -> Api<DynamicObject> {
     Api::namespaced_with(
@@ -67,18 +55,7 @@ async fn start(port: u16) -> (Embedded, kube::Client) {
     );
     let embedded = Embedded::start("[]", &controller(&grants), None).await;
     let client = embedded.client().await;
-    let crds: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &resource(
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-        ),
-    );
-    let text = std::fs::read_to_string(root().join("tests/data/kube/probes-crd.yaml")).unwrap();
-    let crd: DynamicObject = serde_yaml_ng::from_str(&text).unwrap();
-    crds.create(&PostParams::default(), &crd).await.unwrap();
+    corbel_e2e::probes::create_crd(&client).await;
     let secrets: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
         "default",
@@ -95,24 +72,6 @@ async fn start(port: u16) -> (Embedded, kube::Client) {
             .unwrap();
     }
     (embedded, client)
-}
-
-async fn create(client: &kube::Client, name: &str, spec: Value) {
-    let probe = json!({"apiVersion": "test.corbel.dev/v1", "kind": "Probe", "metadata": {"name": name}, "spec": spec});
-    probes(client)
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(probe).unwrap(),
-        )
-        .await
-        .unwrap();
-}
-
-fn condition<'a>(object: &'a DynamicObject, kind: &str) -> Option<&'a Value> {
-    object.data["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
 }
 
 /// Waits until the probe's condition `kind` has `status`, and returns the object.
