@@ -240,15 +240,21 @@ pub fn bin() -> PathBuf {
 }
 
 fn find_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("GARAGE_BIN") {
-        return PathBuf::from(path);
-    }
     let works = |bin: &Path| {
         Command::new(bin)
             .arg("--version")
             .output()
             .is_ok_and(|out| out.status.success())
     };
+    if let Some(path) = std::env::var_os("GARAGE_BIN").map(PathBuf::from) {
+        assert!(
+            works(&path),
+            "GARAGE_BIN={} does not run (`--version` failed): unset it to use the garage that \
+             `cargo xtask test` installs",
+            path.display()
+        );
+        return path;
+    }
     let on_path = PathBuf::from("garage");
     if works(&on_path) {
         return on_path;
