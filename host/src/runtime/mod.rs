@@ -213,6 +213,11 @@ impl Runtime {
     /// Compiles and pre-links a plugin: checks its WIT version and builds the `InstancePre`.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let component = self.compile(bytes)?;
+        self.load_component(name, component)
+    }
+
+    /// Pre-links an already compiled component (from the registry's compiled-artifact cache).
+    pub fn load_component(&self, name: &str, component: Component) -> Result<Plugin, LoadError> {
         let version = inspect::policy_version(&self.engine, &component)?;
         let pre = match version.as_str() {
             "0.1.0" => {
