@@ -3,6 +3,8 @@
 //! trusts that CA. Build everything first with `cargo xtask test` (which sets `CORBEL_BIN` and
 //! `CORBEL_PLUGINS`), or with `cargo xtask plugins && cargo build --release -p corbel`.
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -25,15 +25,13 @@ pub struct Settings {
 impl Settings {
     fn unsigned_allowed(&self, reference: &oci_client::Reference) -> bool {
         let repository = client::repository(reference);
-        self.allow_unsigned
-            .iter()
-            .any(|pattern| match pattern.strip_suffix("/*") {
+        self.allow_unsigned.iter().any(|pattern| {
+            let pattern = pattern.strip_prefix("oci://").unwrap_or(pattern);
+            match pattern.strip_suffix("/*") {
                 Some(prefix) => repository.starts_with(&format!("{prefix}/")),
-                None => {
-                    let pattern = pattern.strip_prefix("oci://").unwrap_or(pattern);
-                    pattern == repository || pattern == reference.whole()
-                }
-            })
+                None => pattern == "*" || pattern == repository || pattern == reference.whole(),
+            }
+        })
     }
 
     fn keys(&self) -> Result<Vec<TrustedKey>> {
