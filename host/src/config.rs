@@ -479,6 +479,27 @@ mod tests {
     }
 
     #[test]
+    fn keeps_oci_references_as_they_are_and_puts_the_lock_file_beside_the_config() {
+        let config = parse(
+            "tls: {development: {dir: t}}\nregistry: {cacheDir: cache, trustedKeys: [k.pub]}\nbindings:\n- {name: a, plugin: 'oci://reg:5000/p:v1', mode: validate}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.bindings[0].oci_reference(),
+            Some("oci://reg:5000/p:v1")
+        );
+        assert_eq!(
+            config.registry.lock_file.as_deref(),
+            Some(Path::new("/etc/corbel/corbel.lock"))
+        );
+        assert_eq!(config.registry.cache_dir(), Path::new("/etc/corbel/cache"));
+        assert_eq!(
+            config.registry.trusted_keys,
+            [Path::new("/etc/corbel/k.pub")]
+        );
+    }
+
+    #[test]
     fn parses_kubernetes_quantities() {
         assert_eq!(parse_quantity("64Mi"), Ok(64 << 20));
         assert_eq!(parse_quantity("3145728"), Ok(3 << 20));
