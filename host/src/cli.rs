@@ -177,7 +177,11 @@ async fn serve(
     let runtime = Arc::new(Runtime::new(&runtime_config(&config))?);
     let loader = plugin_loader(&config);
     let state = AppState::loading();
+    state.expect_controllers(config.controllers.len());
     let mut router = api::router(state.clone(), config.max_body_size);
+    // The identity the host's own controllers use against the embedded API, in process.
+    let host_token = crate::auth::generate_token();
+    let mut controller_client = None;
 
     let addr = listen.unwrap_or(config.listen);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -190,8 +194,21 @@ async fn serve(
             .development
             .as_ref()
             .map(|dev| dev.dir.join("ca.crt"));
-        let kube = embedded_api(&config, embedded, state.clone(), local, ca.as_deref()).await?;
+        let kube = embedded_api(
+            &config,
+            embedded,
+            state.clone(),
+            local,
+            ca.as_deref(),
+            &host_token,
+        )
+        .await?;
+        if !config.controllers.is_empty() {
+            controller_client = Some(in_process_client(kube.clone(), &host_token)?);
+        }
         router = router.merge(kube);
+    } else if !config.controllers.is_empty() {
+        controller_client = Some(kubernetes_client(config.kubernetes.as_ref()).await?);
     }
     if let Some(file) = &address_file {
         std::fs::write(file, local.to_string())
@@ -222,22 +239,52 @@ async fn serve(
             }
         })
     };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let controllers = controller_client.map(|client| {
+        tokio::spawn(crate::reconcile::serve(
+            runtime.clone(),
+            config.controllers.clone(),
+            client,
+            config.leader_election(),
+            state.clone(),
+            stopped.clone(),
+        ))
+    });
+    let mut server_stop = stopped.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
     api::serve(
         listener,
         tls_config,
         router,
-        shutdown_signal(),
+        async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        },
         config.shutdown_grace_period,
     )
     .await?;
     loader.abort();
+    if let Some(controllers) = controllers {
+        // Reconciles in flight finish (and a held Lease is released) within the grace period.
+        if tokio::time::timeout(config.shutdown_grace_period, controllers)
+            .await
+            .is_err()
+        {
+            tracing::warn!("controllers did not stop within the grace period");
+        }
+    }
     Ok(())
 }
 
 /// The engine settings for a configuration: `serve` and `plugin install` use the same, so that
 /// compiled artifacts cached by one are found by the other.
 pub(crate) fn runtime_config(config: &Config) -> RuntimeConfig {
-    runtime_config_for(&config.bindings, config.max_instances)
+    let mut runtime = runtime_config_for(&config.bindings, config.max_instances);
+    let controllers = config.controllers.iter().map(|c| c.memory_limit).max();
+    runtime.max_memory = runtime.max_memory.max(controllers.unwrap_or(0));
+    runtime
 }
 
 pub(crate) fn runtime_config_for(
@@ -319,6 +366,45 @@ async fn reload_on_hangup(config_path: PathBuf, state: Arc<AppState>, runtime: A
     }
 }
 
+/// A client for the embedded API that calls its router in process: no TLS, no socket, and the
+/// host's own bearer token on every request.
+fn in_process_client(router: axum::Router, token: &str) -> anyhow::Result<kube::Client> {
+    let authorization = http::HeaderValue::from_str(&format!("Bearer {token}"))?;
+    let service = tower::ServiceBuilder::new()
+        .map_request(move |mut request: http::Request<kube::client::Body>| {
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, authorization.clone());
+            request
+        })
+        .service(router);
+    Ok(kube::Client::new(service, "default"))
+}
+
+/// A client for a Kubernetes API server: the configured kubeconfig, else in-cluster, else
+/// `$KUBECONFIG` or `~/.kube/config`.
+async fn kubernetes_client(
+    config: Option<&crate::config::KubernetesConfig>,
+) -> anyhow::Result<kube::Client> {
+    let options = kube::config::KubeConfigOptions {
+        context: config.and_then(|c| c.context.clone()),
+        ..Default::default()
+    };
+    let client_config = match config.and_then(|c| c.kubeconfig.as_ref()) {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("failed to read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                .await
+                .with_context(|| format!("the kubeconfig {} is not usable", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "no Kubernetes API to reconcile against: not in a cluster and no kubeconfig found (set kubernetes.kubeconfig, or use `embedded`)",
+        )?,
+    };
+    kube::Client::try_from(client_config).context("failed to create the Kubernetes client")
+}
+
 /// Opens the embedded store and serves the Kubernetes-shaped API over it; writes a kubeconfig.
 async fn embedded_api(
     config: &Config,
@@ -326,6 +412,7 @@ async fn embedded_api(
     webhooks: Arc<AppState>,
     address: std::net::SocketAddr,
     ca: Option<&std::path::Path>,
+    host_token: &str,
 ) -> anyhow::Result<axum::Router> {
     use crate::auth::{Authenticator, Authorizer, development_admin};
     use crate::kubeapi::{InlineBinding, KubeApi};
@@ -343,6 +430,9 @@ async fn embedded_api(
     } else {
         None
     };
+    let host = crate::auth::host_identity();
+    bootstrap.push((host_token.to_owned(), host.0));
+    rules.push(host.1);
     let authenticator = Authenticator::new(&config.auth, bootstrap).await?;
     let inline = config
         .bindings

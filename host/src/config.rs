@@ -51,6 +51,133 @@ pub struct Config {
     /// Plugins from OCI registries: cache, lock file, CA, trusted signing keys (docs/registry.md).
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// Controller plugins: each reconciles the kinds its manifest names, with the capabilities
+    /// granted here.
+    #[serde(default)]
+    pub controllers: Vec<ControllerConfig>,
+    /// Kubernetes mode: the API server the controllers work against. Absent: the embedded API
+    /// when `embedded` is set, else the in-cluster configuration or `$KUBECONFIG`.
+    #[serde(default)]
+    pub kubernetes: Option<KubernetesConfig>,
+    /// Run the controllers only while holding a Lease, so that several replicas share the work
+    /// with one leader. On by default in Kubernetes mode, off in embedded mode.
+    #[serde(default)]
+    pub leader_election: Option<LeaderElectionConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file; default: in-cluster, then `$KUBECONFIG`, then `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; default: its current context.
+    pub context: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeaderElectionConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Where the Lease lives.
+    #[serde(default = "default_lease_namespace")]
+    pub namespace: String,
+    #[serde(default = "default_lease_name")]
+    pub lease_name: String,
+    /// How long a leader that stopped renewing keeps the Lease: the longest a failover takes.
+    #[serde(default = "default_lease_duration", with = "humantime_serde")]
+    pub lease_duration: Duration,
+    /// How often the leader renews (and a candidate retries).
+    #[serde(default = "default_renew_period", with = "humantime_serde")]
+    pub renew_period: Duration,
+    /// This replica's name in the Lease; default: `$POD_NAME`, else the host name and process id.
+    pub identity: Option<String>,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: default_lease_namespace(),
+            lease_name: default_lease_name(),
+            lease_duration: default_lease_duration(),
+            renew_period: default_renew_period(),
+            identity: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_lease_namespace() -> String {
+    std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into())
+}
+fn default_lease_name() -> String {
+    "corbel-controllers".into()
+}
+fn default_lease_duration() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_renew_period() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// Names the controller in logs, metrics, events and its finalizer.
+    pub name: String,
+    /// The plugin's component file, relative to the configuration file.
+    pub plugin: PathBuf,
+    /// Settings passed to every call, inline.
+    #[serde(default)]
+    pub settings: Option<serde_json::Value>,
+    /// Reconciles that may run at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u16,
+    /// Longest one reconcile may take, capability calls and outbound HTTP included.
+    #[serde(default = "default_reconcile_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_memory", deserialize_with = "quantity")]
+    pub memory_limit: usize,
+    /// What the plugin may do, checked against what its manifest requests.
+    #[serde(default)]
+    pub grants: crate::capabilities::GrantsConfig,
+    /// Retry delays after a transient error: doubling from `initial` up to `max`.
+    #[serde(default)]
+    pub backoff: BackoffConfig,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackoffConfig {
+    #[serde(default = "default_backoff_initial", with = "humantime_serde")]
+    pub initial: Duration,
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub max: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        Self {
+            initial: default_backoff_initial(),
+            max: default_backoff_max(),
+        }
+    }
+}
+
+fn default_concurrency() -> u16 {
+    4
+}
+fn default_reconcile_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_backoff_initial() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// Where installed plugins live and whom to trust for them.
@@ -305,6 +432,12 @@ impl Config {
             }
             binding.settings_file.as_mut().map(fix);
         }
+        for controller in &mut self.controllers {
+            fix(&mut controller.plugin);
+        }
+        if let Some(kubernetes) = &mut self.kubernetes {
+            kubernetes.kubeconfig.as_mut().map(fix);
+        }
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -349,7 +482,64 @@ impl Config {
                 bail!("binding {:?}: timeout must be more than zero", b.name);
             }
         }
+        let mut seen = std::collections::BTreeSet::new();
+        for c in &self.controllers {
+            let valid = !c.name.is_empty()
+                && c.name.len() <= 63
+                && c.name
+                    .chars()
+                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+            if !valid {
+                bail!(
+                    "controller name {:?} is not valid: use 1-63 lowercase letters, digits and '-' (it names the finalizer)",
+                    c.name
+                );
+            }
+            if !seen.insert(&c.name) {
+                bail!("controller name {:?} is used twice", c.name);
+            }
+            if c.concurrency == 0 {
+                bail!("controller {:?}: concurrency must be at least 1", c.name);
+            }
+            if c.timeout.is_zero() {
+                bail!("controller {:?}: timeout must be more than zero", c.name);
+            }
+            if c.backoff.initial.is_zero() || c.backoff.max < c.backoff.initial {
+                bail!("controller {:?}: backoff needs 0 < initial <= max", c.name);
+            }
+        }
+        if self.kubernetes.is_some() && self.embedded.is_some() {
+            bail!(
+                "give `embedded` (controllers use the embedded API) or `kubernetes` (they use an API server), not both"
+            );
+        }
+        if let Some(le) = &self.leader_election
+            && le.enabled
+            && (le.renew_period.is_zero() || le.renew_period * 2 > le.lease_duration)
+        {
+            bail!(
+                "leaderElection: renewPeriod must be more than zero and at most half of leaseDuration, so a leader renews at least twice before its Lease runs out"
+            );
+        }
         Ok(())
+    }
+
+    /// The leader election to use, if any: as configured, else on in Kubernetes mode.
+    pub fn leader_election(&self) -> Option<LeaderElectionConfig> {
+        match &self.leader_election {
+            Some(le) if le.enabled => Some(le.clone()),
+            Some(_) => None,
+            None if self.embedded.is_none() => Some(LeaderElectionConfig::default()),
+            None => None,
+        }
+    }
+}
+
+impl ControllerConfig {
+    pub fn settings(&self) -> serde_json::Value {
+        self.settings
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({}))
     }
 }
 

@@ -16,9 +16,11 @@
 pub mod admission;
 pub mod api;
 pub mod auth;
+pub mod capabilities;
 pub mod cli;
 pub mod config;
 pub mod kubeapi;
+pub mod reconcile;
 pub mod registry;
 pub mod runtime;
 pub mod store;

@@ -47,11 +47,34 @@ struct BindingLabels {
 }
 
 /// The host's metrics, served at `/metrics`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    plugin: String,
+    kind: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    plugin: String,
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaseLabels {
+    lease: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     evaluations: Family<EvaluationLabels, Counter>,
     latency: Family<BindingLabels, Histogram>,
     in_flight: Gauge<i64, AtomicI64>,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_duration: Family<KindLabels, Histogram>,
+    reconcile_in_flight: Family<KindLabels, Gauge<i64, AtomicI64>>,
+    reconcile_retrying: Family<KindLabels, Gauge<i64, AtomicI64>>,
+    leader: Family<LeaseLabels, Gauge<i64, AtomicI64>>,
 }
 
 type AtomicI64 = std::sync::atomic::AtomicI64;
@@ -89,18 +112,102 @@ impl Metrics {
             "Admission requests being evaluated now",
             in_flight.clone(),
         );
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconcile and cleanup calls, by plugin, kind and result (success, transient, permanent, or the sandbox error)",
+            reconciles.clone(),
+        );
+        let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.0001, 2.0, 18,
+            ))
+        });
+        registry.register_with_unit(
+            "reconcile_duration",
+            "Time of one reconcile: the sandbox, the plugin's capability calls and the status write",
+            prometheus_client::registry::Unit::Seconds,
+            reconcile_duration.clone(),
+        );
+        let reconcile_in_flight = Family::<KindLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "reconcile_in_flight",
+            "Reconciles running now",
+            reconcile_in_flight.clone(),
+        );
+        let reconcile_retrying = Family::<KindLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "reconcile_queue_depth",
+            "Objects queued for a retry after a failed reconcile",
+            reconcile_retrying.clone(),
+        );
+        let leader = Family::<LeaseLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the controllers' Lease (always 1 without leader election)",
+            leader.clone(),
+        );
         Self {
             registry,
             evaluations,
             latency,
             in_flight,
+            reconciles,
+            reconcile_duration,
+            reconcile_in_flight,
+            reconcile_retrying,
+            leader,
         }
+    }
+
+    /// Counts one reconcile running until the guard drops.
+    pub fn reconcile_started(&self, plugin: &str, kind: &str) -> InFlight<'_> {
+        let gauge = self.reconcile_in_flight.get_or_create(&KindLabels {
+            plugin: plugin.to_owned(),
+            kind: kind.to_owned(),
+        });
+        gauge.inc();
+        // The family hands out a guard over its own map; keep a clone of the gauge instead.
+        InFlight::owned(gauge.clone())
+    }
+
+    pub fn record_reconcile(&self, plugin: &str, kind: &str, result: &str, seconds: f64) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                plugin: plugin.to_owned(),
+                kind: kind.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&KindLabels {
+                plugin: plugin.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn set_retrying(&self, plugin: &str, kind: &str, objects: usize) {
+        self.reconcile_retrying
+            .get_or_create(&KindLabels {
+                plugin: plugin.to_owned(),
+                kind: kind.to_owned(),
+            })
+            .set(objects as i64);
+    }
+
+    pub fn set_leader(&self, lease: &str, leader: bool) {
+        self.leader
+            .get_or_create(&LeaseLabels {
+                lease: lease.to_owned(),
+            })
+            .set(i64::from(leader));
     }
 
     /// Counts a request in flight until the returned guard drops.
     pub fn start(&self) -> InFlight<'_> {
         self.in_flight.inc();
-        InFlight(&self.in_flight)
+        InFlight::Borrowed(&self.in_flight)
     }
 
     pub fn record(&self, binding: &str, outcome: &Outcome, seconds: f64) {
@@ -128,11 +235,23 @@ impl Metrics {
     }
 }
 
-pub struct InFlight<'a>(&'a Gauge<i64, AtomicI64>);
+pub enum InFlight<'a> {
+    Borrowed(&'a Gauge<i64, AtomicI64>),
+    Owned(Gauge<i64, AtomicI64>),
+}
+
+impl InFlight<'_> {
+    fn owned(gauge: Gauge<i64, AtomicI64>) -> InFlight<'static> {
+        InFlight::Owned(gauge)
+    }
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.dec();
+        match self {
+            InFlight::Borrowed(gauge) => gauge.dec(),
+            InFlight::Owned(gauge) => gauge.dec(),
+        };
     }
 }
 

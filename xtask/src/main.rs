@@ -120,17 +120,25 @@ fn ensure_target() -> Result<(), String> {
 
 fn plugins() -> Result<(), String> {
     ensure_target()?;
-    let mut cmd = cargo();
-    cmd.args(["build", "--target", TARGET, "--profile", "plugin"]);
+    // One cargo run per plugin: a controller turns on the SDK's `controller` feature, and cargo
+    // would otherwise unify it into every policy built in the same run.
     for dir in PLUGIN_DIRS {
         for name in crates_in(dir)? {
-            cmd.args(["-p", &name]);
+            step(
+                &format!("building plugin {name} (target/{TARGET}/plugin/)"),
+                cargo().args([
+                    "build",
+                    "--target",
+                    TARGET,
+                    "--profile",
+                    "plugin",
+                    "-p",
+                    &name,
+                ]),
+            )?;
         }
     }
-    step(
-        "building plugin components (target/wasm32-wasip2/plugin/)",
-        &mut cmd,
-    )
+    Ok(())
 }
 
 fn host() -> Result<(), String> {
@@ -142,6 +150,7 @@ fn host() -> Result<(), String> {
 
 fn run(extra: &[String]) -> Result<(), String> {
     plugins()?;
+    ensure_garage()?;
     host()?;
     let config = root().join("deploy/local/corbel.yaml");
     let ca = root().join("target/corbel-dev/tls/ca.crt");
@@ -177,6 +186,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     plugins()?;
     oidc_provider()?;
     registry_servers()?;
+    ensure_garage()?;
     host()?;
     let mut cmd = cargo();
     cmd.args(["test", "--release", "--workspace"]);
@@ -259,6 +269,29 @@ fn registry_servers() -> Result<(), String> {
             "apache2-utils",
             "skopeo",
         ]),
+    )
+}
+
+/// The Garage release the S3 tests are written against (shared/design/TEST-SERVERS.md).
+const GARAGE_VERSION: &str = "2.5.0";
+
+/// Installs Garage, the S3-compatible store the storage tests start, when `garage --version`
+/// fails. It is built from source, so it is installed once per machine and reused; should it be
+/// installed but off `PATH`, cargo finds that version in place and returns at once.
+fn ensure_garage() -> Result<(), String> {
+    let installed = Command::new("garage")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if installed {
+        return Ok(());
+    }
+    step(
+        &format!(
+            "installing garage {GARAGE_VERSION} for the S3 tests (cargo install garage --locked): \
+             this takes ~20 minutes, once per machine"
+        ),
+        cargo().args(["install", "garage", "--locked", "--version", GARAGE_VERSION]),
     )
 }
 

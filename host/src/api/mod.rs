@@ -10,6 +10,7 @@
 
 mod server;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     /// Swapped whole when bindings are (re)loaded; a request keeps the set it started with.
     pub bindings: ArcSwap<Option<BindingSet>>,
     pub metrics: Metrics,
+    /// Controllers configured, and how each one's load went (its kinds, or why it failed).
+    controllers: std::sync::Mutex<(usize, BTreeMap<String, Result<Vec<String>, String>>)>,
 }
 
 impl AppState {
@@ -43,7 +46,21 @@ impl AppState {
         Arc::new(Self {
             bindings: ArcSwap::from_pointee(None),
             metrics: Metrics::new(),
+            controllers: Default::default(),
         })
+    }
+
+    /// How many controllers readiness waits for.
+    pub fn expect_controllers(&self, count: usize) {
+        self.controllers.lock().unwrap().0 = count;
+    }
+
+    pub fn report_controller(&self, name: &str, result: Result<Vec<String>, String>) {
+        self.controllers
+            .lock()
+            .unwrap()
+            .1
+            .insert(name.to_owned(), result);
     }
 
     pub fn with_bindings(bindings: BindingSet) -> Arc<Self> {
@@ -248,7 +265,23 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             (name.clone(), value)
         })
         .collect();
-    let ready = bindings.is_ready();
+    let (expected, controllers) = {
+        let guard = state.controllers.lock().unwrap();
+        (guard.0, guard.1.clone())
+    };
+    let controllers_ready =
+        controllers.len() == expected && controllers.values().all(Result::is_ok);
+    let controllers: serde_json::Map<String, serde_json::Value> = controllers
+        .into_iter()
+        .map(|(name, result)| {
+            let value = match result {
+                Ok(kinds) => json!({"loaded": true, "kinds": kinds}),
+                Err(e) => json!({"loaded": false, "error": e}),
+            };
+            (name, value)
+        })
+        .collect();
+    let ready = bindings.is_ready() && controllers_ready;
     let code = if ready {
         StatusCode::OK
     } else {
@@ -256,7 +289,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     };
     (
         code,
-        axum::Json(json!({"ready": ready, "bindings": report})),
+        axum::Json(json!({"ready": ready, "bindings": report, "controllers": controllers})),
     )
         .into_response()
 }

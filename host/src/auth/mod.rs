@@ -230,6 +230,28 @@ pub const DEVELOPMENT_ADMIN: &str = "corbel:dev-admin";
 /// Creates (or reuses, so a restart keeps existing kubeconfigs working) the development admin token
 /// in `dir/admin.token`. Pass `(token, user)` to [`Authenticator::new`] as a bootstrap token and
 /// `rule` to the [`Authorizer`].
+/// The user the host's own controllers act as against the embedded API (with a token made
+/// afresh at every start and never written anywhere), allowed everything: what a plugin may do
+/// is limited by its grants, not by this identity.
+pub fn host_identity() -> (UserInfo, Rule) {
+    const HOST: &str = "system:corbel:controller-manager";
+    (
+        UserInfo {
+            username: HOST.to_owned(),
+            uid: HOST.to_owned(),
+            groups: vec!["system:masters".to_owned()],
+            client_id: None,
+        },
+        Rule {
+            subjects: vec![Subject::User(HOST.to_owned())],
+            verbs: vec!["*".into()],
+            groups: vec!["*".into()],
+            resources: vec!["*".into()],
+            namespaces: vec!["*".into()],
+        },
+    )
+}
+
 pub fn development_admin(dir: &Path) -> anyhow::Result<DevelopmentAdmin> {
     let token_file = dir.join("admin.token");
     let existing = match std::fs::read_to_string(&token_file) {

@@ -99,6 +99,8 @@ impl Registry {
             builtin("", "v1", "Secret", "secrets", true, &[], false),
             builtin("", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
             builtin("", "v1", "Event", "events", true, &["ev"], false),
+            // What kube-runtime's event recorder (and `kubectl events`) write and read.
+            builtin("events.k8s.io", "v1", "Event", "events", true, &[], false),
             builtin(
                 "coordination.k8s.io",
                 "v1",

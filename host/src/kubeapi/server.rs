@@ -898,9 +898,18 @@ async fn patch(
                 json_patch::merge(&mut patched, &patch);
             }
             "application/json-patch+json" => {
-                let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
+                let mut patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| {
                     ApiError::bad_request(format!("the body is not a JSON Patch: {e}"))
                 })?;
+                // The API server's JSON Patch treats a missing member as null for `test`, so
+                // `test /metadata/finalizers == null` passes on an object without finalizers
+                // (kube-runtime's finalizer helper relies on it). RFC 6902 would fail it.
+                patch.0.retain(|op| match op {
+                    json_patch::PatchOperation::Test(test) => {
+                        !(test.value.is_null() && patched.pointer(test.path.as_str()).is_none())
+                    }
+                    _ => true,
+                });
                 json_patch::patch(&mut patched, &patch).map_err(|e| {
                     ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,

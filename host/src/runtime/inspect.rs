@@ -10,6 +10,15 @@ use super::LoadError;
 use super::bindings;
 
 const ADMISSION: &str = "corbel:plugin/admission@";
+const RECONCILER: &str = "corbel:plugin/reconciler@";
+
+/// Whether a component exports the controller's `reconciler` interface.
+pub fn is_controller(engine: &Engine, component: &Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with(RECONCILER))
+}
 
 /// A component, described for `corbel inspect`.
 #[derive(Debug, Serialize)]
@@ -96,9 +105,14 @@ pub fn describe(engine: &Engine, component: &Component) -> Description {
     let version = version.ok();
     Description {
         package: version.as_ref().map(|v| format!("corbel:plugin@{v}")),
-        world: version
-            .as_ref()
-            .map(|v| format!("corbel:plugin/policy@{v}")),
+        world: version.as_ref().map(|v| {
+            let world = if is_controller(engine, component) {
+                "controller"
+            } else {
+                "policy"
+            };
+            format!("corbel:plugin/{world}@{v}")
+        }),
         loadable,
         imports: items(engine, ty.imports(engine)),
         exports: items(engine, ty.exports(engine)),

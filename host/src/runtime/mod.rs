@@ -1,6 +1,11 @@
 //! The WebAssembly runtime: one wasmtime [`Engine`] with a pooling allocator and an epoch ticker,
-//! the per-request [`Sandbox`] (empty WASI, log import, memory cap, deadline), and [`Plugin`]: a
-//! component compiled once and pre-linked, instantiated afresh for every call.
+//! the per-call [`Sandbox`] (empty WASI, log import, memory cap, deadline, and for controllers the
+//! granted capabilities), and [`Plugin`]: a component compiled once and pre-linked, instantiated
+//! afresh for every call.
+//!
+//! Two linkers: policies get WASI with nothing in it and the log; controllers get that plus the
+//! capability imports (`secrets`, `resources`, `wasi:http`), each checked against the grants of
+//! the sandbox's [`CallContext`].
 
 pub mod bindings;
 pub mod inspect;
@@ -11,15 +16,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap,
     UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use self::bindings::latest;
 use self::bindings::v0_1_0;
+use crate::capabilities::{CallContext, http::Hooks};
 
 /// Bytes of each memory and table slot kept resident between sandboxes (see `Runtime::new`).
 const KEEP_RESIDENT: usize = 1 << 20;
@@ -84,9 +91,13 @@ pub enum LoadError {
     #[error("the component does not compile: {0}")]
     Compile(String),
     #[error(
-        "the component is not a Corbel policy: it exports {exports}, and a policy exports `corbel:plugin/admission@{supported}`"
+        "the component is not a Corbel plugin: it exports {exports}, and a policy exports `corbel:plugin/admission@{supported}` (a controller also `corbel:plugin/reconciler@{supported}`)"
     )]
     NotAPolicy { exports: String, supported: String },
+    #[error(
+        "the component is a policy, not a controller: it does not export `corbel:plugin/reconciler`"
+    )]
+    NotAController,
     #[error(
         "the plugin was built against corbel:plugin@{found}, which this host does not support (it supports corbel:plugin@{supported}); rebuild the plugin with an SDK for a supported version, or upgrade Corbel"
     )]
@@ -112,6 +123,7 @@ pub enum SandboxError {
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Sandbox>,
+    controller_linker: Linker<Sandbox>,
     slots: Arc<Semaphore>,
     max_instances: u32,
     max_memory: usize,
@@ -151,11 +163,19 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
-        v0_1_0::Policy::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
-            &mut linker,
+        v0_1_0::add_policy_imports(&mut linker)
+            .map_err(|e| anyhow::anyhow!("failed to link corbel:plugin@0.1.0: {e}"))?;
+
+        let mut controller_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut controller_linker)
+            .map_err(|e| anyhow::anyhow!("failed to link WASI: {e}"))?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut controller_linker)
+            .map_err(|e| anyhow::anyhow!("failed to link wasi:http: {e}"))?;
+        v0_1_0::Controller::add_to_linker::<Sandbox, wasmtime::component::HasSelf<Sandbox>>(
+            &mut controller_linker,
             |s| s,
         )
-        .map_err(|e| anyhow::anyhow!("failed to link corbel:plugin@0.1.0: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("failed to link corbel:plugin@0.1.0 (controller): {e}"))?;
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
@@ -171,6 +191,7 @@ impl Runtime {
         Ok(Self {
             engine,
             linker,
+            controller_linker,
             slots: Arc::new(Semaphore::new(n as usize)),
             max_instances: n,
             max_memory: config.max_memory,
@@ -210,7 +231,9 @@ impl Runtime {
         self.load(&name, &bytes)
     }
 
-    /// Compiles and pre-links a plugin: checks its WIT version and builds the `InstancePre`.
+    /// Compiles and pre-links a plugin: checks its WIT version and world, and builds the
+    /// `InstancePre`. A component exporting `reconciler` is linked as a controller (with the
+    /// capability imports), any other as a policy.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let component = self.compile(bytes)?;
         self.load_component(name, component)
@@ -219,15 +242,27 @@ impl Runtime {
     /// Pre-links an already compiled component (from the registry's compiled-artifact cache).
     pub fn load_component(&self, name: &str, component: Component) -> Result<Plugin, LoadError> {
         let version = inspect::policy_version(&self.engine, &component)?;
+        let controller = inspect::is_controller(&self.engine, &component);
+        let link = |e: wasmtime::Error| LoadError::Link(format!("{e:#}"));
         let pre = match version.as_str() {
             "0.1.0" => {
-                let pre = self
-                    .linker
-                    .instantiate_pre(&component)
-                    .map_err(|e| LoadError::Link(format!("{e:#}")))?;
-                Versioned::V0_1_0(
-                    v0_1_0::PolicyPre::new(pre).map_err(|e| LoadError::Link(format!("{e:#}")))?,
-                )
+                let linker = if controller {
+                    &self.controller_linker
+                } else {
+                    &self.linker
+                };
+                let pre = linker.instantiate_pre(&component).map_err(link)?;
+                let admission = v0_1_0::AdmissionIndices::new(&pre).map_err(link)?;
+                let reconciler = if controller {
+                    Some(v0_1_0::ControllerPre::new(pre.clone()).map_err(link)?)
+                } else {
+                    None
+                };
+                Versioned::V0_1_0 {
+                    pre,
+                    admission,
+                    reconciler,
+                }
             }
             found => {
                 return Err(LoadError::UnsupportedWitVersion {
@@ -248,7 +283,12 @@ impl Runtime {
 }
 
 enum Versioned {
-    V0_1_0(v0_1_0::PolicyPre<Sandbox>),
+    V0_1_0 {
+        pre: InstancePre<Sandbox>,
+        admission: v0_1_0::AdmissionIndices,
+        /// Present for controllers.
+        reconciler: Option<v0_1_0::ControllerPre<Sandbox>>,
+    },
 }
 
 /// Which admission function to call.
@@ -287,6 +327,13 @@ impl Plugin {
         &self.wit_version
     }
 
+    /// Whether the plugin is a controller (exports `reconciler`).
+    pub fn is_controller(&self) -> bool {
+        match &self.pre {
+            Versioned::V0_1_0 { reconciler, .. } => reconciler.is_some(),
+        }
+    }
+
     /// Calls `validate-settings`. (`&String` because that is what the generated bindings take.) The outer error is the sandbox's; the inner one the plugin's refusal.
     pub async fn validate_settings(
         &self,
@@ -294,52 +341,109 @@ impl Plugin {
         limits: Limits,
         log: &Arc<LogContext>,
     ) -> Result<Result<(), String>, SandboxError> {
-        let mut store = self.sandbox(limits, log).await?;
+        let mut call = self.sandbox(limits, log, None).await?;
         let result = match &self.pre {
-            Versioned::V0_1_0(pre) => match pre.instantiate_async(&mut store.store).await {
-                Ok(policy) => {
-                    policy
-                        .corbel_plugin_admission()
-                        .call_validate_settings(&mut store.store, settings)
+            Versioned::V0_1_0 { pre, admission, .. } => {
+                async {
+                    let instance = pre.instantiate_async(&mut call.store).await?;
+                    let guest = admission.load(&mut call.store, &instance)?;
+                    guest
+                        .call_validate_settings(&mut call.store, settings)
                         .await
                 }
-                Err(e) => Err(e),
-            },
+                .await
+            }
         };
-        store.finish(result)
+        call.finish(result)
     }
 
     /// Calls `validate` or `mutate` with one request.
     pub async fn admit(
         &self,
-        call: Call,
+        which: Call,
         request: &latest::AdmissionRequest,
         settings: &String,
         limits: Limits,
         log: &Arc<LogContext>,
     ) -> Result<Result<latest::AdmissionResponse, String>, SandboxError> {
-        let mut store = self.sandbox(limits, log).await?;
+        let mut call = self.sandbox(limits, log, None).await?;
         let result = match &self.pre {
-            Versioned::V0_1_0(pre) => match pre.instantiate_async(&mut store.store).await {
-                Ok(policy) => {
-                    let admission = policy.corbel_plugin_admission();
-                    match call {
+            Versioned::V0_1_0 { pre, admission, .. } => {
+                async {
+                    let instance = pre.instantiate_async(&mut call.store).await?;
+                    let guest = admission.load(&mut call.store, &instance)?;
+                    match which {
                         Call::Validate => {
-                            admission
-                                .call_validate(&mut store.store, request, settings)
+                            guest
+                                .call_validate(&mut call.store, request, settings)
                                 .await
                         }
-                        Call::Mutate => {
-                            admission
-                                .call_mutate(&mut store.store, request, settings)
-                                .await
-                        }
+                        Call::Mutate => guest.call_mutate(&mut call.store, request, settings).await,
                     }
                 }
-                Err(e) => Err(e),
-            },
+                .await
+            }
         };
-        store.finish(result)
+        call.finish(result)
+    }
+
+    /// Calls the controller's `manifest`.
+    pub async fn manifest(
+        &self,
+        limits: Limits,
+        log: &Arc<LogContext>,
+    ) -> Result<String, ControllerCallError> {
+        let mut call = self.sandbox(limits, log, None).await?;
+        let result = match &self.pre {
+            Versioned::V0_1_0 { reconciler, .. } => {
+                let reconciler = reconciler.as_ref().ok_or(LoadError::NotAController)?;
+                async {
+                    let controller = reconciler.instantiate_async(&mut call.store).await?;
+                    controller
+                        .corbel_plugin_reconciler()
+                        .call_manifest(&mut call.store)
+                        .await
+                }
+                .await
+            }
+        };
+        Ok(call.finish(result)?)
+    }
+
+    /// Calls `reconcile` or `cleanup` with one object, in a sandbox whose capability imports act
+    /// through `context`. The whole call, including time spent waiting on capability imports and
+    /// outbound HTTP, is bounded by the timeout.
+    pub async fn reconcile(
+        &self,
+        which: ReconcileCall,
+        object: &String,
+        settings: &String,
+        limits: Limits,
+        log: &Arc<LogContext>,
+        context: CallContext,
+    ) -> Result<Result<latest::Outcome, latest::ReconcileError>, ControllerCallError> {
+        let mut call = self.sandbox(limits, log, Some(context)).await?;
+        let Versioned::V0_1_0 { reconciler, .. } = &self.pre;
+        let reconciler = reconciler.as_ref().ok_or(LoadError::NotAController)?;
+        let work = async {
+            let controller = reconciler.instantiate_async(&mut call.store).await?;
+            let guest = controller.corbel_plugin_reconciler();
+            match which {
+                ReconcileCall::Reconcile => {
+                    guest
+                        .call_reconcile(&mut call.store, object, settings)
+                        .await
+                }
+                ReconcileCall::Cleanup => {
+                    guest.call_cleanup(&mut call.store, object, settings).await
+                }
+            }
+        };
+        let result = match tokio::time::timeout(limits.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => return Err(SandboxError::Timeout(limits.timeout).into()),
+        };
+        Ok(call.finish(result)?)
     }
 
     /// Creates a sandbox and instantiates the plugin without calling it: what every request pays
@@ -350,14 +454,19 @@ impl Plugin {
         limits: Limits,
         log: &Arc<LogContext>,
     ) -> Result<(), SandboxError> {
-        let mut store = self.sandbox(limits, log).await?;
+        let mut call = self.sandbox(limits, log, None).await?;
         let result = match &self.pre {
-            Versioned::V0_1_0(pre) => pre.instantiate_async(&mut store.store).await.map(drop),
+            Versioned::V0_1_0 { pre, .. } => pre.instantiate_async(&mut call.store).await.map(drop),
         };
-        store.finish(result)
+        call.finish(result)
     }
 
-    async fn sandbox(&self, limits: Limits, log: &Arc<LogContext>) -> Result<Call_, SandboxError> {
+    async fn sandbox(
+        &self,
+        limits: Limits,
+        log: &Arc<LogContext>,
+        context: Option<CallContext>,
+    ) -> Result<Call_, SandboxError> {
         let permit = tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| SandboxError::Busy(limits.timeout, self.max_instances))?
@@ -367,8 +476,18 @@ impl Plugin {
             .stdout(output::LogStream::new(log.clone(), "stdout"))
             .stderr(output::LogStream::new(log.clone(), "stderr"))
             .build();
+        let hooks = match &context {
+            Some(context) => Hooks {
+                grants: context.grants.http.clone().into(),
+                plugin: Arc::from(context.plugin.as_str()),
+            },
+            None => Hooks::deny_all(Arc::from(self.name.as_str())),
+        };
         let sandbox = Sandbox {
             wasi,
+            http: WasiHttpCtx::new(),
+            hooks,
+            controller: context.map(Box::new),
             table: ResourceTable::new(),
             memory: MemoryCap {
                 limit: limits.memory,
@@ -393,6 +512,22 @@ impl Plugin {
             _permit: permit,
         })
     }
+}
+
+/// Which reconciler function to call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconcileCall {
+    Reconcile,
+    Cleanup,
+}
+
+/// Why a controller call did not return: the sandbox failed, or the plugin is not a controller.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerCallError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
 }
 
 /// One call's store, holding its sandbox slot until it is dropped.
@@ -438,9 +573,14 @@ fn trap_summary(e: &wasmtime::Error) -> String {
 
 const LOG_RECORDS_PER_CALL: u32 = 1000;
 
-/// The state of one sandbox: WASI with nothing in it, the log, and the memory cap.
+/// The state of one sandbox: WASI with nothing in it, the log, the memory cap, and for a
+/// controller's reconcile the capabilities its grants allow.
 pub struct Sandbox {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: Hooks,
+    /// Absent outside `reconcile`/`cleanup`: every capability call is then refused.
+    controller: Option<Box<CallContext>>,
     table: ResourceTable,
     memory: MemoryCap,
     log: Arc<LogContext>,
@@ -456,7 +596,29 @@ impl WasiView for Sandbox {
     }
 }
 
+impl WasiHttpView for Sandbox {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
 impl Sandbox {
+    /// The capability context, or `access-denied` when the call has none (admission, manifest).
+    pub(crate) fn capabilities(
+        &self,
+        capability: &str,
+    ) -> Result<&CallContext, latest::CapabilityError> {
+        self.controller.as_deref().ok_or_else(|| {
+            latest::CapabilityError::AccessDenied(format!(
+                "{capability}: capabilities are available only during reconcile and cleanup"
+            ))
+        })
+    }
+
     pub(crate) fn log_record(
         &mut self,
         level: v0_1_0::Level,

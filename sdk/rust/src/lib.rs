@@ -39,7 +39,10 @@
 //! Optional feature `k8s`: typed objects through `k8s-openapi` ([`Request::object_as`] works with
 //! any `serde` type either way).
 
+mod capabilities;
+pub mod controller;
 mod error;
+pub mod http;
 pub mod log;
 pub mod objects;
 mod request;
@@ -50,6 +53,9 @@ pub use request::{
     GroupVersionKind, GroupVersionResource, Operation, Request, RequestBuilder, UserInfo,
 };
 pub use verdict::Verdict;
+
+pub use capabilities::{CapabilityError, resources, secrets};
+pub use controller::{Controller, Object, Outcome, ReconcileError};
 
 /// The WIT version this SDK implements, e.g. `0.1.0` for `corbel:plugin@0.1.0`.
 pub const WIT_VERSION: &str = "0.1.0";
@@ -99,12 +105,18 @@ extern crate self as corbel_sdk;
 pub mod __private {
     pub use wit_bindgen;
 
+    #[cfg(feature = "controller")]
+    pub use crate::bindings::__export_controller_world;
+    #[cfg(not(feature = "controller"))]
     pub use crate::bindings::__export_policy_world;
 
     #[doc(hidden)]
     pub mod bindings {
         pub use crate::bindings::*;
     }
+
+    #[cfg(feature = "controller")]
+    pub use crate::controller_glue::ControllerAdapter;
 
     use crate::bindings::exports::corbel::plugin::admission as wit;
     use crate::{Policy, Request};
@@ -145,12 +157,30 @@ pub mod __private {
     }
 }
 
+#[cfg(feature = "controller")]
+mod controller_glue;
+
+// One world per build: a crate is a policy or (with the `controller` feature) a controller.
+// Both worlds put `log`, `types` and the `admission` export at the same paths, so the rest of
+// the SDK is the same code for both.
+#[cfg(not(feature = "controller"))]
 mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/v0.1.0",
         world: "policy",
         pub_export_macro: true,
         export_macro_name: "__export_policy_world",
+        runtime_path: "::corbel_sdk::__private::wit_bindgen::rt",
+    });
+}
+
+#[cfg(feature = "controller")]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/v0.1.0",
+        world: "controller",
+        pub_export_macro: true,
+        export_macro_name: "__export_controller_world",
         runtime_path: "::corbel_sdk::__private::wit_bindgen::rt",
     });
 }

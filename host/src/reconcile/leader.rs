@@ -1,0 +1,214 @@
+//! Leader election by a `coordination.k8s.io/v1` Lease, as client-go does it: the holder renews
+//! `renewTime` every renew period; a candidate takes the Lease over when it has seen no renewal
+//! for a whole lease duration. Expiry is judged by the candidate's own clock from when *it*
+//! last saw the Lease change, never by comparing timestamps written by another machine, so
+//! clock skew between replicas cannot make two leaders. Writes are guarded by resourceVersion.
+//!
+//! A leader that cannot renew steps down before its Lease can expire for the others
+//! (`lease duration - renew period` after its last successful renewal).
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::Api;
+use kube::api::PostParams;
+use tokio::sync::watch;
+
+use crate::config::LeaderElectionConfig;
+
+/// One replica's view of the Lease.
+pub struct Elector {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    duration: Duration,
+    /// The Lease's resourceVersion when this replica last saw it change, and when that was.
+    observed: Option<(String, Instant)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Round {
+    /// This replica holds the Lease (acquired or renewed now).
+    Leading,
+    /// Another replica holds it.
+    Following,
+}
+
+fn now() -> MicroTime {
+    MicroTime(jiff::Timestamp::now())
+}
+
+impl Elector {
+    pub fn new(client: kube::Client, config: &LeaderElectionConfig, identity: String) -> Elector {
+        Elector {
+            api: Api::namespaced(client, &config.namespace),
+            name: config.lease_name.clone(),
+            identity,
+            duration: config.lease_duration,
+            observed: None,
+        }
+    }
+
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// One election round: create, renew or take over the Lease if this replica may.
+    pub async fn round(&mut self) -> Result<Round, kube::Error> {
+        let seconds = self.duration.as_secs().max(1) as i32;
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..Default::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(self.identity.clone()),
+                    lease_duration_seconds: Some(seconds),
+                    acquire_time: Some(now()),
+                    renew_time: Some(now()),
+                    lease_transitions: Some(0),
+                    ..Default::default()
+                }),
+            };
+            return match self.api.create(&PostParams::default(), &lease).await {
+                Ok(_) => Ok(Round::Leading),
+                Err(kube::Error::Api(status)) if status.code == 409 => Ok(Round::Following),
+                Err(e) => Err(e),
+            };
+        };
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
+        let seen_at = match &self.observed {
+            Some((seen, at)) if *seen == version => *at,
+            _ => {
+                let at = Instant::now();
+                self.observed = Some((version, at));
+                at
+            }
+        };
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        let held_for =
+            Duration::from_secs(spec.lease_duration_seconds.unwrap_or(seconds).max(0) as u64);
+        let mine = holder == self.identity;
+        let free = holder.is_empty() || seen_at.elapsed() >= held_for;
+        if !mine && !free {
+            return Ok(Round::Following);
+        }
+        if !mine {
+            spec.holder_identity = Some(self.identity.clone());
+            spec.acquire_time = Some(now());
+            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+        }
+        spec.lease_duration_seconds = Some(seconds);
+        spec.renew_time = Some(now());
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(written) => {
+                self.observed = written
+                    .metadata
+                    .resource_version
+                    .map(|v| (v, Instant::now()));
+                if !mine {
+                    tracing::info!(lease = %self.name, identity = %self.identity, previous = %holder, "acquired the Lease: leading");
+                }
+                Ok(Round::Leading)
+            }
+            // Someone else wrote first: they lead (or renewed) this round.
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(Round::Following),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives the Lease up (on shutdown), so that another replica need not wait for it to expire.
+    pub async fn release(&mut self) {
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await else {
+            return;
+        };
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return;
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(now());
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => tracing::info!(lease = %self.name, "released the Lease"),
+            Err(e) => {
+                tracing::warn!(lease = %self.name, error = %e, "failed to release the Lease (the others take over when it expires)")
+            }
+        }
+    }
+}
+
+/// Runs `lead` only while holding the Lease: starts it when elected, and stops it (by turning its
+/// stop signal true and waiting for it) when leadership is lost or on shutdown.
+pub async fn run<F, Fut>(
+    mut elector: Elector,
+    config: LeaderElectionConfig,
+    metrics: &crate::telemetry::Metrics,
+    mut shutdown: watch::Receiver<bool>,
+    lead: F,
+) where
+    F: Fn(watch::Receiver<bool>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let lease = format!("{}/{}", config.namespace, config.lease_name);
+    metrics.set_leader(&lease, false);
+    let step_down_after = config.lease_duration.saturating_sub(config.renew_period);
+    let mut leading: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)> = None;
+    let mut last_renewal = Instant::now();
+    loop {
+        let round = elector.round().await;
+        match (&round, leading.is_some()) {
+            (Ok(Round::Leading), false) => {
+                let (stop, stopped) = watch::channel(false);
+                leading = Some((stop, tokio::spawn(lead(stopped))));
+                last_renewal = Instant::now();
+                metrics.set_leader(&lease, true);
+            }
+            (Ok(Round::Leading), true) => last_renewal = Instant::now(),
+            (Ok(Round::Following), true) => {
+                tracing::warn!(
+                    lease,
+                    "another replica holds the Lease now: stopping the controllers"
+                );
+                stop_leading(&mut leading).await;
+                metrics.set_leader(&lease, false);
+            }
+            (Err(e), true) if last_renewal.elapsed() >= step_down_after => {
+                tracing::error!(lease, error = %e, "could not renew the Lease in time: stopping the controllers");
+                stop_leading(&mut leading).await;
+                metrics.set_leader(&lease, false);
+            }
+            (Err(e), _) => {
+                tracing::warn!(lease, error = %e, "leader election round failed; retrying")
+            }
+            (Ok(Round::Following), false) => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(config.renew_period) => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+    }
+    if leading.is_some() {
+        stop_leading(&mut leading).await;
+        elector.release().await;
+    }
+    metrics.set_leader(&lease, false);
+}
+
+async fn stop_leading(leading: &mut Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>) {
+    if let Some((stop, task)) = leading.take() {
+        let _ = stop.send(true);
+        let _ = task.await;
+    }
+}

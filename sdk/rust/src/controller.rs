@@ -1,0 +1,289 @@
+//! Controllers: reconcile Kubernetes objects into the world outside (an S3 store, a gateway, an
+//! identity provider), in a fresh sandbox per call.
+//!
+//! Implement [`Controller`] and export it with [`export_controller!`](crate::export_controller).
+//! The host calls [`Controller::reconcile`] whenever an object of a kind your manifest names (or
+//! something it owns or watches) changes, and [`Controller::cleanup`] once it is being deleted.
+//! Keep no state between calls: read what you need from the object, from [`crate::secrets`] and
+//! [`crate::resources`], and from the backend over [`crate::http`]; record what you did in the
+//! status of the [`Outcome`].
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{Error, Request, Verdict};
+
+/// A controller plugin.
+pub trait Controller {
+    /// The controller's settings, parsed from the JSON the operator configured (`{}` when none).
+    type Settings: DeserializeOwned;
+
+    /// The manifest as YAML or JSON: the kinds reconciled, owned and watched, and the
+    /// capabilities requested. See `docs/plugins.md`.
+    const MANIFEST: &'static str;
+
+    /// Called once at load. Return an error to refuse the settings.
+    fn validate_settings(_settings: &Self::Settings) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Brings the world in line with `object` (the whole object; use [`Object`]'s helpers).
+    fn reconcile(object: &Object, settings: &Self::Settings) -> Result<Outcome, ReconcileError>;
+
+    /// Releases what `object` holds, once it is being deleted. Returning `Ok` lets the object go.
+    fn cleanup(_object: &Object, _settings: &Self::Settings) -> Result<Outcome, ReconcileError> {
+        Ok(Outcome::default())
+    }
+
+    /// Admission for the controller's own kinds, when bound as a validating policy. Allows
+    /// everything unless overridden.
+    fn validate(_request: &Request, _settings: &Self::Settings) -> Result<Verdict, Error> {
+        Ok(Verdict::allow())
+    }
+
+    /// Admission for the controller's own kinds, when bound as a mutating policy.
+    fn mutate(_request: &Request, _settings: &Self::Settings) -> Result<Verdict, Error> {
+        Ok(Verdict::allow())
+    }
+}
+
+/// The object being reconciled, as JSON, with helpers for the usual fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Object(pub Value);
+
+impl Object {
+    pub fn parse(json: &str) -> Result<Object, ReconcileError> {
+        serde_json::from_str(json).map(Object).map_err(|e| {
+            ReconcileError::permanent("InvalidObject", format!("the object is not JSON: {e}"))
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        self.0["metadata"]["name"].as_str().unwrap_or_default()
+    }
+
+    pub fn namespace(&self) -> Option<&str> {
+        self.0["metadata"]["namespace"].as_str()
+    }
+
+    pub fn uid(&self) -> &str {
+        self.0["metadata"]["uid"].as_str().unwrap_or_default()
+    }
+
+    pub fn generation(&self) -> Option<i64> {
+        self.0["metadata"]["generation"].as_i64()
+    }
+
+    /// `status`, or `null`.
+    pub fn status(&self) -> &Value {
+        &self.0["status"]
+    }
+
+    /// `spec` parsed into your type; a spec that does not fit is a permanent error (the object
+    /// must change before retrying can help).
+    pub fn spec<T: DeserializeOwned>(&self) -> Result<T, ReconcileError> {
+        serde_json::from_value(self.0.get("spec").cloned().unwrap_or(Value::Null)).map_err(|e| {
+            ReconcileError::permanent("InvalidSpec", format!("spec does not fit: {e}"))
+        })
+    }
+}
+
+/// The status of a condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    True,
+    False,
+    Unknown,
+}
+
+/// A status condition; the host adds `lastTransitionTime` and `observedGeneration`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub type_: String,
+    pub status: Status,
+    pub reason: String,
+    pub message: String,
+}
+
+/// A Kubernetes Event about the reconciled object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub warning: bool,
+    pub reason: String,
+    pub action: String,
+    pub note: String,
+}
+
+impl Event {
+    pub fn normal(reason: &str, action: &str, note: impl Into<String>) -> Event {
+        Event {
+            warning: false,
+            reason: reason.into(),
+            action: action.into(),
+            note: note.into(),
+        }
+    }
+
+    pub fn warning(reason: &str, action: &str, note: impl Into<String>) -> Event {
+        Event {
+            warning: true,
+            ..Event::normal(reason, action, note)
+        }
+    }
+}
+
+/// What a successful call asks the host to do. The default: nothing to record, `Ready=True`,
+/// and no requeue until something changes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    pub status: Option<Value>,
+    pub conditions: Vec<Condition>,
+    pub requeue_after: Option<Duration>,
+    pub events: Vec<Event>,
+}
+
+impl Outcome {
+    /// Fields to merge into the status (a JSON object; `null` fields are removed).
+    pub fn status(mut self, status: Value) -> Outcome {
+        self.status = Some(status);
+        self
+    }
+
+    pub fn condition(
+        mut self,
+        type_: &str,
+        status: Status,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Outcome {
+        self.conditions.push(Condition {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        });
+        self
+    }
+
+    /// Reconcile again after this long even if nothing changes (to notice drift).
+    pub fn requeue_after(mut self, after: Duration) -> Outcome {
+        self.requeue_after = Some(after);
+        self
+    }
+
+    pub fn event(mut self, event: Event) -> Outcome {
+        self.events.push(event);
+        self
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReconcileError {
+    /// Retrying may help: the host sets `Ready=False` and retries with backoff.
+    Transient {
+        reason: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying will not help until the object changes: the host sets `Blocked=True`.
+    Permanent {
+        reason: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl ReconcileError {
+    /// `reason` is one CamelCase word, such as `BackendUnreachable`.
+    pub fn transient(reason: &str, message: impl Into<String>) -> ReconcileError {
+        ReconcileError::Transient {
+            reason: reason.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(reason: &str, message: impl Into<String>) -> ReconcileError {
+        ReconcileError::Permanent {
+            reason: reason.into(),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// Transient: retry after this long instead of the host's backoff. Permanent: look again
+    /// after this long even if the object does not change.
+    pub fn retry_after(self, after: Duration) -> ReconcileError {
+        match self {
+            ReconcileError::Transient {
+                reason, message, ..
+            } => ReconcileError::Transient {
+                reason,
+                message,
+                retry_after: Some(after),
+            },
+            ReconcileError::Permanent {
+                reason, message, ..
+            } => ReconcileError::Permanent {
+                reason,
+                message,
+                retry_after: Some(after),
+            },
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        match self {
+            ReconcileError::Transient { reason, .. } | ReconcileError::Permanent { reason, .. } => {
+                reason
+            }
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            ReconcileError::Transient { message, .. }
+            | ReconcileError::Permanent { message, .. } => message,
+        }
+    }
+}
+
+impl std::fmt::Display for ReconcileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason(), self.message())
+    }
+}
+
+impl std::error::Error for ReconcileError {}
+
+/// A refused capability is the operator's business (a missing grant) and retrying will not help;
+/// an unavailable API may come back.
+impl From<crate::CapabilityError> for ReconcileError {
+    fn from(e: crate::CapabilityError) -> Self {
+        use crate::CapabilityError::*;
+        match &e {
+            AccessDenied(_) => ReconcileError::permanent("AccessDenied", e.to_string()),
+            Invalid(_) => ReconcileError::permanent("Invalid", e.to_string()),
+            NotFound(_) => ReconcileError::transient("NotFound", e.to_string()),
+            Conflict(_) => ReconcileError::transient("Conflict", e.to_string()),
+            Unavailable(_) => ReconcileError::transient("ApiUnavailable", e.to_string()),
+        }
+    }
+}
+
+/// Exports a [`Controller`] implementation as the component's `corbel:plugin/reconciler` and
+/// `corbel:plugin/admission` interfaces. Use it once per plugin crate, at the crate root, with
+/// the SDK's `controller` feature on (which makes the component a `controller`, not a `policy`).
+#[macro_export]
+macro_rules! export_controller {
+    ($controller:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            type __CorbelExportedController = $crate::__private::ControllerAdapter<$controller>;
+            $crate::__private::__export_controller_world!(__CorbelExportedController with_types_in $crate::__private::bindings);
+        };
+    };
+}
