@@ -30,7 +30,11 @@ async fn wait_ready(server: &Server) {
         if code == 200 && !metric(server, "corbel_leader{").await.is_empty() {
             return;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "never ready:\n{}", server.log());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never ready:\n{}",
+            server.log()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -52,7 +56,8 @@ async fn metric(server: &Server, name: &str) -> String {
 }
 
 #[tokio::test]
-async fn when_the_leader_dies_the_other_replica_takes_over_within_the_lease_and_loses_no_reconcile() {
+async fn when_the_leader_dies_the_other_replica_takes_over_within_the_lease_and_loses_no_reconcile()
+{
     let api = Embedded::start("[]", "", None).await;
     let client = api.client().await;
     create_crd(&client).await;
@@ -67,7 +72,10 @@ async fn when_the_leader_dies_the_other_replica_takes_over_within_the_lease_and_
         if let Some(holder) = holder(&leases).await {
             break holder;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "nobody took the Lease");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nobody took the Lease"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let context = || {
@@ -83,7 +91,15 @@ async fn when_the_leader_dies_the_other_replica_takes_over_within_the_lease_and_
     for name in &before {
         create(&client, name, serde_json::json!({"message": name})).await;
     }
-    wait_all(&client, &before, "Ready", "True", Duration::from_secs(20), context).await;
+    wait_all(
+        &client,
+        &before,
+        "Ready",
+        "True",
+        Duration::from_secs(20),
+        context,
+    )
+    .await;
 
     // Exactly one replica leads, by its own account and the Lease's.
     let (leading, following) = if leader == "first" {
@@ -106,7 +122,13 @@ async fn when_the_leader_dies_the_other_replica_takes_over_within_the_lease_and_
     survive(api, client, second, "second", killed_at).await;
 }
 
-async fn survive(api: Embedded, client: kube::Client, survivor: Server, name: &str, killed_at: Instant) {
+async fn survive(
+    api: Embedded,
+    client: kube::Client,
+    survivor: Server,
+    name: &str,
+    killed_at: Instant,
+) {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
     let during: Vec<String> = (0..5).map(|i| format!("during-{i}")).collect();
     for probe in &during {
@@ -128,9 +150,14 @@ async fn survive(api: Embedded, client: kube::Client, survivor: Server, name: &s
         took_over <= LEASE + Duration::from_millis(1500),
         "took over after {took_over:?}, more than the {LEASE:?} lease and a renew period"
     );
-    wait_all(&client, &during, "Ready", "True", Duration::from_secs(20), || {
-        format!("{}\n{}", api.server.log(), survivor.log())
-    })
+    wait_all(
+        &client,
+        &during,
+        "Ready",
+        "True",
+        Duration::from_secs(20),
+        || format!("{}\n{}", api.server.log(), survivor.log()),
+    )
     .await;
     assert!(metric(&survivor, "corbel_leader{").await.ends_with(" 1"));
     eprintln!("takeover after {took_over:?}");

@@ -1,5 +1,7 @@
 //! The `corbel` command line.
 
+mod plugin;
+
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -73,6 +75,11 @@ enum Command {
         #[arg(long, default_value = "64Mi", value_parser = parse_quantity)]
         memory_limit: usize,
     },
+    /// Publish, sign, install, list, remove and inspect plugins in OCI registries (docs/registry.md).
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCommand,
+    },
     /// Show a component's Corbel WIT version, world, imports and exports.
     Inspect {
         /// The component (.wasm).
@@ -124,6 +131,7 @@ pub fn main() -> ExitCode {
                 .await
             }
             Command::Inspect { file, json } => inspect(file, json),
+            Command::Plugin { command } => plugin::run(command).await,
         }
     });
     match result {
@@ -166,18 +174,8 @@ async fn serve(
         ));
     }
 
-    let max_memory = config
-        .bindings
-        .iter()
-        .map(|b| b.memory_limit)
-        .chain(config.controllers.iter().map(|c| c.memory_limit))
-        .max()
-        .unwrap_or(0)
-        .max(RuntimeConfig::default().max_memory);
-    let runtime = Arc::new(Runtime::new(&RuntimeConfig {
-        max_instances: config.max_instances,
-        max_memory,
-    })?);
+    let runtime = Arc::new(Runtime::new(&runtime_config(&config))?);
+    let loader = plugin_loader(&config);
     let state = AppState::loading();
     state.expect_controllers(config.controllers.len());
     let mut router = api::router(state.clone(), config.max_body_size);
@@ -218,11 +216,17 @@ async fn serve(
     }
     tracing::info!(address = %local, bindings = config.bindings.len(), "serving HTTPS; loading bindings");
 
+    #[cfg(unix)]
+    tokio::spawn(reload_on_hangup(
+        config_path.clone(),
+        state.clone(),
+        runtime.clone(),
+    ));
     let loader = {
         let (state, runtime, bindings) = (state.clone(), runtime.clone(), config.bindings.clone());
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let set = BindingSet::load(&runtime, &bindings).await;
+            let set = BindingSet::load_with(&runtime, &bindings, loader).await;
             let ready = set.is_ready();
             state.bindings.store(Arc::new(Some(set)));
             if ready {
@@ -272,6 +276,94 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// The engine settings for a configuration: `serve` and `plugin install` use the same, so that
+/// compiled artifacts cached by one are found by the other.
+pub(crate) fn runtime_config(config: &Config) -> RuntimeConfig {
+    let mut runtime = runtime_config_for(&config.bindings, config.max_instances);
+    let controllers = config.controllers.iter().map(|c| c.memory_limit).max();
+    runtime.max_memory = runtime.max_memory.max(controllers.unwrap_or(0));
+    runtime
+}
+
+pub(crate) fn runtime_config_for(
+    bindings: &[crate::config::BindingConfig],
+    max_instances: u32,
+) -> RuntimeConfig {
+    let max_memory = bindings
+        .iter()
+        .map(|b| b.memory_limit)
+        .max()
+        .unwrap_or(0)
+        .max(RuntimeConfig::default().max_memory);
+    RuntimeConfig {
+        max_instances,
+        max_memory,
+    }
+}
+
+/// Reads plugins through the configuration's cache and lock file; without a usable cache,
+/// file bindings still load (compiled every start) and `oci://` bindings report why not.
+fn plugin_loader(config: &Config) -> Arc<crate::registry::plugins::Loader> {
+    use crate::registry::plugins::Loader;
+    let registry = &config.registry;
+    let settings = crate::registry::plugins::Settings {
+        cache_dir: registry.cache_dir(),
+        lock_file: registry
+            .lock_file
+            .clone()
+            .unwrap_or_else(|| "corbel.lock".into()),
+        trusted_keys: Vec::new(),
+        allow_unsigned: Vec::new(),
+        options: Default::default(),
+    };
+    match Loader::open(&settings) {
+        Ok(loader) => Arc::new(loader),
+        Err(e) => {
+            tracing::warn!(error = %e, "plugin cache or lock file unusable: compiling every plugin at start");
+            Arc::new(Loader::uncached())
+        }
+    }
+}
+
+/// On SIGHUP, reads the configuration again and hot-swaps the bindings: new versions are loaded
+/// off the request path and swapped in only if they load; requests in flight finish on the
+/// version they started with. Other settings (listen, TLS, limits of the engine) need a restart.
+#[cfg(unix)]
+async fn reload_on_hangup(config_path: PathBuf, state: Arc<AppState>, runtime: Arc<Runtime>) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP: configuration reload is off");
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        let config = match Config::load(&config_path) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "SIGHUP: the configuration does not load; the current bindings keep serving");
+                continue;
+            }
+        };
+        if state.bindings.load().is_none() {
+            tracing::warn!("SIGHUP: bindings are still loading; send it again once ready");
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let report = BindingSet::reload(
+            &state.bindings,
+            &runtime,
+            &config.bindings,
+            plugin_loader(&config),
+        )
+        .await;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            swapped = report.swapped.len(),
+            kept = report.kept.len(),
+            "SIGHUP: configuration reloaded"
+        );
+    }
 }
 
 /// A client for the embedded API that calls its router in process: no TLS, no socket, and the

@@ -48,6 +48,9 @@ pub struct Config {
     /// Who may use the embedded API (bearer tokens, OpenID Connect, role-based rules).
     #[serde(default)]
     pub auth: crate::auth::AuthConfig,
+    /// Plugins from OCI registries: cache, lock file, CA, trusted signing keys (docs/registry.md).
+    #[serde(default)]
+    pub registry: RegistryConfig,
     /// Controller plugins: each reconciles the kinds its manifest names, with the capabilities
     /// granted here.
     #[serde(default)]
@@ -177,6 +180,40 @@ fn default_backoff_max() -> Duration {
     Duration::from_secs(300)
 }
 
+/// Where installed plugins live and whom to trust for them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The component and compiled-artifact cache; default `$XDG_CACHE_HOME/corbel` (`~/.cache/corbel`).
+    pub cache_dir: Option<PathBuf>,
+    /// The lock file; default `corbel.lock` beside the configuration file.
+    pub lock_file: Option<PathBuf>,
+    /// A PEM CA certificate trusted for registries, besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// PEM public keys (cosign.pub) whose signatures `corbel plugin install` accepts.
+    #[serde(default)]
+    pub trusted_keys: Vec<PathBuf>,
+    /// Repositories (`host/path`, or `host/prefix/*`) whose plugins may be installed unsigned.
+    #[serde(default)]
+    pub allow_unsigned: Vec<String>,
+}
+
+impl RegistryConfig {
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    std::env::var_os("HOME")
+                        .map(PathBuf::from)
+                        .unwrap_or_else(|| PathBuf::from("."))
+                        .join(".cache")
+                })
+                .join("corbel")
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EmbeddedConfig {
@@ -294,7 +331,8 @@ pub struct DevTlsConfig {
 pub struct BindingConfig {
     /// Also the endpoint: `POST /validate/{name}` or `POST /mutate/{name}`.
     pub name: String,
-    /// The plugin's component file, relative to the configuration file.
+    /// The plugin's component file, relative to the configuration file, or an installed OCI
+    /// reference `oci://host/repo:tag` (or `@sha256:…`), read from the lock file and cache.
     pub plugin: PathBuf,
     pub mode: Mode,
     /// Settings passed to the plugin, inline.
@@ -377,8 +415,21 @@ impl Config {
         if let Some(oidc) = &mut self.auth.oidc {
             oidc.ca_file.as_mut().map(fix);
         }
+        self.registry.cache_dir.as_mut().map(fix);
+        self.registry.ca_file.as_mut().map(fix);
+        self.registry.trusted_keys.iter_mut().for_each(fix);
+        self.registry.lock_file = Some(match self.registry.lock_file.take() {
+            Some(mut lock) => {
+                fix(&mut lock);
+                lock
+            }
+            None => base.join("corbel.lock"),
+        });
         for binding in &mut self.bindings {
-            fix(&mut binding.plugin);
+            // `oci://` references are not paths.
+            if binding.oci_reference().is_none() {
+                fix(&mut binding.plugin);
+            }
             binding.settings_file.as_mut().map(fix);
         }
         for controller in &mut self.controllers {
@@ -493,6 +544,11 @@ impl ControllerConfig {
 }
 
 impl BindingConfig {
+    /// The OCI reference when `plugin` is `oci://…` (resolved through the lock file and cache).
+    pub fn oci_reference(&self) -> Option<&str> {
+        self.plugin.to_str().filter(|p| p.starts_with("oci://"))
+    }
+
     /// The binding's settings: inline, from its file, or `{}`.
     pub fn settings(&self) -> anyhow::Result<serde_json::Value> {
         if let Some(file) = &self.settings_file {
@@ -610,6 +666,27 @@ mod tests {
         );
         assert!(parse("tls: {certFile: a, keyFile: b, development: {dir: t}}\n").is_err());
         assert!(parse("tls: {certFile: a, keyFile: b}\n").is_ok());
+    }
+
+    #[test]
+    fn keeps_oci_references_as_they_are_and_puts_the_lock_file_beside_the_config() {
+        let config = parse(
+            "tls: {development: {dir: t}}\nregistry: {cacheDir: cache, trustedKeys: [k.pub]}\nbindings:\n- {name: a, plugin: 'oci://reg:5000/p:v1', mode: validate}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.bindings[0].oci_reference(),
+            Some("oci://reg:5000/p:v1")
+        );
+        assert_eq!(
+            config.registry.lock_file.as_deref(),
+            Some(Path::new("/etc/corbel/corbel.lock"))
+        );
+        assert_eq!(config.registry.cache_dir(), Path::new("/etc/corbel/cache"));
+        assert_eq!(
+            config.registry.trusted_keys,
+            [Path::new("/etc/corbel/k.pub")]
+        );
     }
 
     #[test]

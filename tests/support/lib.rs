@@ -5,6 +5,7 @@
 
 pub mod garage;
 pub mod probes;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

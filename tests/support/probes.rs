@@ -39,7 +39,10 @@ pub async fn create_crd(client: &kube::Client) {
 pub async fn create(client: &kube::Client, name: &str, spec: Value) {
     let probe = json!({"apiVersion": "test.corbel.dev/v1", "kind": "Probe", "metadata": {"name": name}, "spec": spec});
     probes(client)
-        .create(&PostParams::default(), &serde_json::from_value(probe).unwrap())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(probe).unwrap(),
+        )
         .await
         .unwrap();
 }

@@ -185,6 +185,7 @@ fn run(extra: &[String]) -> Result<(), String> {
 fn test(extra: &[String]) -> Result<(), String> {
     plugins()?;
     oidc_provider()?;
+    registry_servers()?;
     ensure_garage()?;
     host()?;
     let mut cmd = cargo();
@@ -218,6 +219,55 @@ fn oidc_provider() -> Result<(), String> {
             "--no-fund",
             "--prefix",
             dir,
+        ]),
+    )
+}
+
+/// Installs the registry tests' servers from Debian (docker-registry, htpasswd, skopeo) when any
+/// is missing; with sudo only when not root.
+fn registry_servers() -> Result<(), String> {
+    let missing = [
+        ("docker-registry", "docker-registry"),
+        ("htpasswd", "apache2-utils"),
+        ("skopeo", "skopeo"),
+    ]
+    .iter()
+    .any(|(tool, _)| {
+        !Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !missing {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("apt-get");
+            sudo
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    step(
+        "apt-get update (for the registry test servers)",
+        &mut apt(&["update", "-qq"]),
+    )?;
+    step(
+        "installing docker-registry, apache2-utils and skopeo (registry tests)",
+        &mut apt(&[
+            "install",
+            "-y",
+            "docker-registry",
+            "apache2-utils",
+            "skopeo",
         ]),
     )
 }

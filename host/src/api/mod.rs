@@ -256,7 +256,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         .iter()
         .map(|(name, entry)| {
             let value = match entry {
-                Entry::Loaded(b) => json!({"loaded": true, "plugin": b.plugin.name(), "mode": b.mode, "wit": b.plugin.wit_version()}),
+                Entry::Loaded(b) => match bindings.errors.get(name) {
+                    None => json!({"loaded": true, "plugin": b.plugin.name(), "mode": b.mode, "wit": b.plugin.wit_version()}),
+                    Some(e) => json!({"loaded": true, "plugin": b.plugin.name(), "mode": b.mode, "wit": b.plugin.wit_version(), "lastError": e}),
+                },
                 Entry::Failed { plugin, reason, mode, .. } => json!({"loaded": false, "plugin": plugin, "mode": mode, "error": reason}),
             };
             (name.clone(), value)

@@ -236,6 +236,11 @@ impl Runtime {
     /// capability imports), any other as a policy.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let component = self.compile(bytes)?;
+        self.load_component(name, component)
+    }
+
+    /// Pre-links an already compiled component (from the registry's compiled-artifact cache).
+    pub fn load_component(&self, name: &str, component: Component) -> Result<Plugin, LoadError> {
         let version = inspect::policy_version(&self.engine, &component)?;
         let controller = inspect::is_controller(&self.engine, &component);
         let link = |e: wasmtime::Error| LoadError::Link(format!("{e:#}"));
