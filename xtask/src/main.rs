@@ -50,6 +50,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("plugins") => plugins(),
         Some("bench") => bench(&args[1..]),
+        Some("crds") => crds(),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP.trim());
             return ExitCode::SUCCESS;
@@ -73,6 +74,7 @@ tasks:
   test     build the plugins and the host, then run every test (extra args go to cargo test)
   plugins  build every plugin component into target/wasm32-wasip2/plugin/
   bench    run the admission benchmark (cargo bench -p corbel --bench admission)
+  crds     write deploy/crds/*.yaml from the storage plugin's Rust types
 ";
 
 fn root() -> PathBuf {
@@ -302,5 +304,16 @@ fn bench(extra: &[String]) -> Result<(), String> {
         cargo()
             .args(["bench", "-p", "corbel", "--bench", "admission"])
             .args(extra),
+    )
+}
+
+/// Writes the storage CRDs (`deploy/crds/`) from the plugin's types; a test in the plugin fails
+/// when the committed files fall behind.
+fn crds() -> Result<(), String> {
+    step(
+        "writing deploy/crds from plugins/storage/src/api.rs",
+        cargo()
+            .args(["run", "-q", "-p", "storage", "--example", "crds", "--"])
+            .arg(root().join("deploy/crds")),
     )
 }

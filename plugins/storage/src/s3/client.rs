@@ -347,6 +347,39 @@ impl Client {
         self.expect_success(transport, now, &call).map(drop)
     }
 
+    /// Deletes an object; one that does not exist is success, as S3 answers 204 either way.
+    /// The controller never deletes objects; tests and diagnostics do (emptying a bucket).
+    pub fn delete_object(
+        &self,
+        transport: &dyn Transport,
+        now: SystemTime,
+        bucket: &str,
+        key: &str,
+    ) -> Result<()> {
+        let mut call = Call::new("DeleteObject", "DELETE", bucket);
+        call.key = Some(key);
+        self.expect_success(transport, now, &call).map(drop)
+    }
+
+    /// The names of the buckets the key can see (ListBuckets, `GET /`). A signed request that
+    /// touches no bucket: what checking a store and its credentials needs.
+    pub fn list_buckets(&self, transport: &dyn Transport, now: SystemTime) -> Result<Vec<String>> {
+        let call = Call::new("ListBuckets", "GET", "");
+        let response = self.expect_success(transport, now, &call)?;
+        let root = parse_answer(&call, &response, "ListAllMyBucketsResult")?;
+        let mut names: Vec<String> = root
+            .child("Buckets")
+            .map(|buckets| {
+                buckets
+                    .children("Bucket")
+                    .filter_map(|b| b.child_text("Name").map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        Ok(names)
+    }
+
     /// Sends the call and turns any status but 2xx into an error.
     fn expect_success(
         &self,
@@ -374,7 +407,10 @@ impl Client {
         now: SystemTime,
         call: &Call<'_>,
     ) -> Result<HttpResponse> {
-        check_bucket_name(call.bucket)?;
+        // An empty bucket is a service call (ListBuckets): the path is `/`.
+        if !call.bucket.is_empty() {
+            check_bucket_name(call.bucket)?;
+        }
         let decoded_path = match call.key {
             Some(key) => format!("/{}/{key}", call.bucket),
             None => format!("/{}", call.bucket),
