@@ -3,11 +3,11 @@
 //! `corbel serve` starting from the cache with the registry stopped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use corbel_e2e::registry::{
-    PASSWORD, TamperProxy, TestRegistry, USER, Workspace, fails, hangup, key_pair, ok, sha256,
+    PASSWORD, SwapLoad, TamperProxy, TestRegistry, USER, Workspace, fails, hangup, key_pair, ok,
+    sha256,
 };
 use corbel_e2e::{plugin, review};
 use serde_json::Value;
@@ -503,42 +503,7 @@ async fn hot_swaps_a_binding_under_load_with_no_failed_request() {
     );
     let server = Arc::new(ws.serve().await);
 
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (from_v1, from_v2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load: Vec<_> = (0..4)
-        .map(|_| {
-            let (server, stop, from_v1, from_v2) = (
-                server.clone(),
-                stop.clone(),
-                from_v1.clone(),
-                from_v2.clone(),
-            );
-            tokio::spawn(async move {
-                let request = review("configmap-unlabelled");
-                let mut sent = 0;
-                while !stop.load(Ordering::Relaxed) && sent < 20_000 {
-                    sent += 1;
-                    let (status, body) = server.post("/validate/demo", &request).await;
-                    assert_eq!(status, 200, "{body}");
-                    let response = &body["response"];
-                    match (
-                        response["allowed"].as_bool(),
-                        response["status"]["message"].as_str(),
-                    ) {
-                        (Some(false), Some("missing required labels: team")) => {
-                            from_v1.fetch_add(1, Ordering::Relaxed)
-                        }
-                        (Some(true), None) if response.get("warnings").is_none() => {
-                            from_v2.fetch_add(1, Ordering::Relaxed)
-                        }
-                        _ => panic!(
-                            "a response from neither version (a failed request?): {response}"
-                        ),
-                    };
-                }
-            })
-        })
-        .collect();
+    let load = SwapLoad::start(server.clone(), "demo", 4);
 
     let registry_yaml = format!("allowUnsigned: [{}/*]", registry.address);
     for round in 0..3 {
@@ -576,14 +541,7 @@ async fn hot_swaps_a_binding_under_load_with_no_failed_request() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(150)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
-    let (v1_count, v2_count) = (
-        from_v1.load(Ordering::Relaxed),
-        from_v2.load(Ordering::Relaxed),
-    );
+    let (v1_count, v2_count) = load.finish().await;
     assert!(
         v1_count > 0 && v2_count > 0,
         "both versions answered: v1 {v1_count}, v2 {v2_count}"

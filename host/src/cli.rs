@@ -203,11 +203,14 @@ async fn serve(
             &host_token,
         )
         .await?;
-        if !config.controllers.is_empty() {
-            controller_client = Some(in_process_client(kube.clone(), &host_token)?);
+        let client = in_process_client(kube.clone(), &host_token)?;
+        // The host owns the Plugin kind: in embedded mode it serves it from the start.
+        if let Err(e) = crate::registry::kind::ensure_crd(&client).await {
+            tracing::warn!(error = %e, "failed to create the Plugin CRD in the embedded API");
         }
+        controller_client = Some(client);
         router = router.merge(kube);
-    } else if !config.controllers.is_empty() {
+    } else if !config.controllers.is_empty() || config.kubernetes.is_some() {
         controller_client = Some(kubernetes_client(config.kubernetes.as_ref()).await?);
     }
     if let Some(file) = &address_file {
@@ -240,16 +243,27 @@ async fn serve(
         })
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let controllers = controller_client.map(|client| {
-        tokio::spawn(crate::reconcile::serve(
-            runtime.clone(),
-            config.controllers.clone(),
+    let plugin_kind = controller_client.clone().map(|client| {
+        tokio::spawn(crate::registry::kind::run(
             client,
-            config.leader_election(),
             state.clone(),
+            runtime.clone(),
+            config.registry.settings(),
             stopped.clone(),
         ))
     });
+    let controllers = controller_client
+        .filter(|_| !config.controllers.is_empty())
+        .map(|client| {
+            tokio::spawn(crate::reconcile::serve(
+                runtime.clone(),
+                config.controllers.clone(),
+                client,
+                config.leader_election(),
+                state.clone(),
+                stopped.clone(),
+            ))
+        });
     let mut server_stop = stopped.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -266,6 +280,9 @@ async fn serve(
     )
     .await?;
     loader.abort();
+    if let Some(plugin_kind) = plugin_kind {
+        let _ = tokio::time::timeout(config.shutdown_grace_period, plugin_kind).await;
+    }
     if let Some(controllers) = controllers {
         // Reconciles in flight finish (and a held Lease is released) within the grace period.
         if tokio::time::timeout(config.shutdown_grace_period, controllers)

@@ -199,6 +199,24 @@ pub struct RegistryConfig {
 }
 
 impl RegistryConfig {
+    /// The settings `serve` installs with (for `Plugin` objects): credentials from the docker
+    /// config, no command-line flags.
+    pub fn settings(&self) -> crate::registry::plugins::Settings {
+        crate::registry::plugins::Settings {
+            cache_dir: self.cache_dir(),
+            lock_file: self
+                .lock_file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("corbel.lock")),
+            trusted_keys: self.trusted_keys.clone(),
+            allow_unsigned: self.allow_unsigned.clone(),
+            options: crate::registry::client::Options {
+                ca_files: self.ca_file.iter().cloned().collect(),
+                credentials: None,
+            },
+        }
+    }
+
     pub fn cache_dir(&self) -> PathBuf {
         self.cache_dir.clone().unwrap_or_else(|| {
             std::env::var_os("XDG_CACHE_HOME")

@@ -9,6 +9,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rcgen::{CertificateParams, Issuer, KeyPair};
@@ -333,6 +334,8 @@ impl Workspace {
             .arg(self.path("corbel.yaml"))
             .arg("--address-file")
             .arg(&address_file)
+            .current_dir(self.dir.path())
+            .env("DOCKER_CONFIG", self.path("docker"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
@@ -513,4 +516,75 @@ pub fn hangup(server: &crate::Server) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// Admission requests sent in a loop while a binding is swapped between two versions: v1 is
+/// require-labels (denies the unlabelled ConfigMap), v2 pod-security (admits it). Every answer
+/// must come from exactly one of them; anything else (a failed request) panics the loop.
+pub struct SwapLoad {
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    pub from_v1: Arc<AtomicUsize>,
+    pub from_v2: Arc<AtomicUsize>,
+}
+
+impl SwapLoad {
+    pub fn start(server: Arc<crate::Server>, binding: &str, clients: usize) -> SwapLoad {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (from_v1, from_v2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let path = format!("/validate/{binding}");
+        let tasks = (0..clients)
+            .map(|_| {
+                let (server, stop, from_v1, from_v2, path) = (
+                    server.clone(),
+                    stop.clone(),
+                    from_v1.clone(),
+                    from_v2.clone(),
+                    path.clone(),
+                );
+                tokio::spawn(async move {
+                    let request = crate::review("configmap-unlabelled");
+                    let mut sent = 0;
+                    while !stop.load(Ordering::Relaxed) && sent < 20_000 {
+                        sent += 1;
+                        let (status, body) = server.post(&path, &request).await;
+                        assert_eq!(status, 200, "{body}");
+                        let response = &body["response"];
+                        match (
+                            response["allowed"].as_bool(),
+                            response["status"]["message"].as_str(),
+                        ) {
+                            (Some(false), Some("missing required labels: team")) => {
+                                from_v1.fetch_add(1, Ordering::Relaxed)
+                            }
+                            (Some(true), None) if response.get("warnings").is_none() => {
+                                from_v2.fetch_add(1, Ordering::Relaxed)
+                            }
+                            _ => panic!(
+                                "a response from neither version (a failed request?): {response}"
+                            ),
+                        };
+                    }
+                })
+            })
+            .collect();
+        SwapLoad {
+            stop,
+            tasks,
+            from_v1,
+            from_v2,
+        }
+    }
+
+    /// Stops the load; returns how many answers came from v1 and v2 (panics if any failed).
+    pub async fn finish(self) -> (usize, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.unwrap();
+        }
+        (
+            self.from_v1.load(Ordering::Relaxed),
+            self.from_v2.load(Ordering::Relaxed),
+        )
+    }
 }

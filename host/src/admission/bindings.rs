@@ -44,6 +44,9 @@ pub struct BindingSet {
     pub entries: BTreeMap<String, Entry>,
     /// The last reload's error for a binding that kept its previous version serving.
     pub errors: BTreeMap<String, String>,
+    /// Bindings that `Plugin` objects manage rather than the configuration file: a reload of
+    /// the file keeps them.
+    pub managed: std::collections::BTreeSet<String>,
 }
 
 /// What a reload did, binding by binding.
@@ -86,7 +89,7 @@ impl BindingSet {
         .await;
         Self {
             entries: entries.into_iter().collect(),
-            errors: BTreeMap::new(),
+            ..Default::default()
         }
     }
 
@@ -121,6 +124,14 @@ impl BindingSet {
                 }
             }
             if let Some(old) = old {
+                for name in &old.managed {
+                    if let Some(entry) = old.entries.get(name) {
+                        next.entries
+                            .entry(name.clone())
+                            .or_insert_with(|| entry.clone());
+                        next.managed.insert(name.clone());
+                    }
+                }
                 report.removed = old
                     .entries
                     .keys()
@@ -135,6 +146,64 @@ impl BindingSet {
         }
         tracing::info!(swapped = ?report.swapped, kept = report.kept.len(), removed = ?report.removed, "bindings reloaded");
         report
+    }
+}
+
+impl BindingSet {
+    /// Loads one binding off the request path and, only if it loads, swaps it in (added, or
+    /// replacing the version of the same name); requests in flight finish on the version they
+    /// started with. On failure the current version, if any, keeps serving and the reason is
+    /// kept for `/readyz`. Used by the `Plugin` kind, which manages the binding from then on.
+    pub async fn upsert(
+        current: &ArcSwap<Option<BindingSet>>,
+        runtime: &Arc<Runtime>,
+        config: &BindingConfig,
+        loader: Arc<Loader>,
+    ) -> Result<Arc<Binding>, String> {
+        let fresh = Self::load_with(runtime, std::slice::from_ref(config), loader).await;
+        let entry = fresh
+            .entries
+            .into_values()
+            .next()
+            .expect("one configuration gives one entry");
+        let name = config.name.clone();
+        match entry {
+            Entry::Loaded(binding) => {
+                current.rcu(|old| {
+                    let mut next = old.as_ref().clone().unwrap_or_default();
+                    next.entries
+                        .insert(name.clone(), Entry::Loaded(binding.clone()));
+                    next.errors.remove(&name);
+                    next.managed.insert(name.clone());
+                    Arc::new(Some(next))
+                });
+                tracing::info!(binding = %name, plugin = %binding.plugin.name(), "binding swapped in");
+                Ok(binding)
+            }
+            Entry::Failed { reason, .. } => {
+                current.rcu(|old| {
+                    let mut next = old.as_ref().clone().unwrap_or_default();
+                    if next.entries.contains_key(&name) {
+                        next.errors.insert(name.clone(), reason.clone());
+                    }
+                    Arc::new(Some(next))
+                });
+                tracing::error!(binding = %name, reason = %reason, "new version failed to load: any previous version keeps serving");
+                Err(reason)
+            }
+        }
+    }
+
+    /// Removes a binding that a `Plugin` object managed; its endpoint answers 404 from then on.
+    pub fn remove_managed(current: &ArcSwap<Option<BindingSet>>, name: &str) {
+        current.rcu(|old| {
+            let mut next = old.as_ref().clone().unwrap_or_default();
+            if next.managed.remove(name) {
+                next.entries.remove(name);
+                next.errors.remove(name);
+            }
+            Arc::new(Some(next))
+        });
     }
 }
 

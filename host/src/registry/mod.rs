@@ -13,6 +13,7 @@ pub mod artifact;
 pub mod cache;
 pub mod client;
 pub mod lock;
+pub mod kind;
 pub mod plugins;
 pub mod signature;
 
