@@ -262,6 +262,7 @@ async fn serve(
                 config.leader_election(),
                 state.clone(),
                 stopped.clone(),
+                plugin_loader(&config),
             ))
         });
     let mut server_stop = stopped.clone();

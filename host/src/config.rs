@@ -128,7 +128,8 @@ fn default_renew_period() -> Duration {
 pub struct ControllerConfig {
     /// Names the controller in logs, metrics, events and its finalizer.
     pub name: String,
-    /// The plugin's component file, relative to the configuration file.
+    /// The plugin's component file, relative to the configuration file, or an installed
+    /// `oci://` reference (read from the lock file and cache, like a binding's).
     pub plugin: PathBuf,
     /// Settings passed to every call, inline.
     #[serde(default)]
@@ -451,7 +452,9 @@ impl Config {
             binding.settings_file.as_mut().map(fix);
         }
         for controller in &mut self.controllers {
-            fix(&mut controller.plugin);
+            if !controller.plugin.to_string_lossy().starts_with("oci://") {
+                fix(&mut controller.plugin);
+            }
         }
         if let Some(kubernetes) = &mut self.kubernetes {
             kubernetes.kubeconfig.as_mut().map(fix);

@@ -212,3 +212,145 @@ async fn stop_leading(leading: &mut Option<(watch::Sender<bool>, tokio::task::Jo
         let _ = task.await;
     }
 }
+
+/// The elector against a scripted API server (tower-test): the races and expiries a real
+/// cluster produces but the embedded API cannot be made to produce on cue. The end-to-end
+/// failover between two processes is in `tests/leader.rs`.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{Method, Request, Response, StatusCode};
+    use kube::client::Body;
+    use serde_json::{Value, json};
+    use tower_test::mock;
+
+    type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+    fn elector(duration: Duration) -> (Elector, Handle) {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let client = kube::Client::new(service, "default");
+        let config = LeaderElectionConfig {
+            lease_duration: duration,
+            ..Default::default()
+        };
+        (Elector::new(client, &config, "me".into()), handle)
+    }
+
+    fn lease(holder: &str, version: &str, seconds: i32) -> Value {
+        json!({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": "corbel-controllers", "namespace": "default", "resourceVersion": version},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": seconds, "leaseTransitions": 3,
+                     "renewTime": "2026-01-01T00:00:00.000000Z"},
+        })
+    }
+
+    fn status(code: u16, reason: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "code": code, "reason": reason, "message": reason})
+    }
+
+    /// Answers the next request, checking its method and path; returns its body.
+    async fn answer(
+        handle: &mut Handle,
+        method: Method,
+        path: &str,
+        code: u16,
+        body: Value,
+    ) -> Value {
+        let (request, respond) = handle.next_request().await.expect("a request");
+        assert_eq!(request.method(), method);
+        assert_eq!(request.uri().path(), path);
+        let bytes = http_body_util::BodyExt::collect(request.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        respond.send_response(
+            Response::builder()
+                .status(StatusCode::from_u16(code).unwrap())
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        );
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    const PATH: &str = "/apis/coordination.k8s.io/v1/namespaces/default/leases/corbel-controllers";
+
+    #[tokio::test]
+    async fn without_a_lease_the_first_replica_creates_it_and_leads() {
+        let (mut elector, mut api) = elector(Duration::from_secs(15));
+        let round = tokio::spawn(async move { elector.round().await.unwrap() });
+        answer(&mut api, Method::GET, PATH, 404, status(404, "NotFound")).await;
+        let created = answer(
+            &mut api,
+            Method::POST,
+            "/apis/coordination.k8s.io/v1/namespaces/default/leases",
+            201,
+            lease("me", "1", 15),
+        )
+        .await;
+        assert_eq!(created["spec"]["holderIdentity"], "me");
+        assert_eq!(created["spec"]["leaseDurationSeconds"], 15);
+        assert_eq!(round.await.unwrap(), Round::Leading);
+    }
+
+    #[tokio::test]
+    async fn a_lease_another_replica_holds_is_left_alone() {
+        let (mut elector, mut api) = elector(Duration::from_secs(15));
+        let round = tokio::spawn(async move { (elector.round().await.unwrap(), elector) });
+        answer(&mut api, Method::GET, PATH, 200, lease("other", "7", 15)).await;
+        let (result, _elector) = round.await.unwrap();
+        assert_eq!(result, Round::Following);
+        // No write followed the read.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), api.next_request())
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lease_nobody_renewed_for_its_duration_is_taken_over() {
+        let (mut elector, mut api) = elector(Duration::from_secs(1));
+        // First sight of version 7: the holder may still be alive.
+        let round = tokio::spawn(async move { (elector.round().await.unwrap(), elector) });
+        answer(&mut api, Method::GET, PATH, 200, lease("other", "7", 1)).await;
+        let (result, mut elector) = round.await.unwrap();
+        assert_eq!(result, Round::Following);
+        // Still version 7 a whole lease duration later (by this replica's clock): taken over.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let round = tokio::spawn(async move { elector.round().await.unwrap() });
+        answer(&mut api, Method::GET, PATH, 200, lease("other", "7", 1)).await;
+        let written = answer(&mut api, Method::PUT, PATH, 200, lease("me", "8", 1)).await;
+        assert_eq!(written["spec"]["holderIdentity"], "me");
+        assert_eq!(written["spec"]["leaseTransitions"], 4);
+        assert_eq!(
+            written["metadata"]["resourceVersion"], "7",
+            "the write is guarded by the version read"
+        );
+        assert_eq!(round.await.unwrap(), Round::Leading);
+    }
+
+    #[tokio::test]
+    async fn losing_the_race_for_a_free_lease_is_following_not_an_error() {
+        let (mut elector, mut api) = elector(Duration::from_secs(15));
+        let round = tokio::spawn(async move { elector.round().await });
+        answer(&mut api, Method::GET, PATH, 200, lease("", "9", 15)).await;
+        answer(&mut api, Method::PUT, PATH, 409, status(409, "Conflict")).await;
+        assert_eq!(round.await.unwrap().unwrap(), Round::Following);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_api_is_an_error_the_caller_retries() {
+        let (mut elector, mut api) = elector(Duration::from_secs(15));
+        let round = tokio::spawn(async move { elector.round().await });
+        answer(
+            &mut api,
+            Method::GET,
+            PATH,
+            503,
+            status(503, "ServiceUnavailable"),
+        )
+        .await;
+        assert!(round.await.unwrap().is_err());
+    }
+}

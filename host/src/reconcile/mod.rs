@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use crate::api::AppState;
 use crate::capabilities::{CallContext, Grants, KindCache, Owner};
 use crate::config::{BackoffConfig, ControllerConfig};
+use crate::registry::plugins::Loader;
 use crate::runtime::bindings::latest;
 use crate::runtime::{ControllerCallError, Limits, LogContext, Plugin, ReconcileCall, Runtime};
 
@@ -58,12 +59,18 @@ pub struct LoadedController {
 /// Loads one controller. The error says what is wrong with the plugin, its manifest, its grants
 /// or its settings.
 pub async fn load(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     config: &ControllerConfig,
+    loader: &Arc<Loader>,
 ) -> Result<LoadedController, String> {
-    let plugin = runtime
-        .load_file(&config.plugin)
-        .map_err(|e| format!("{}: {e}", config.plugin.display()))?;
+    // Compiling (or reading the compiled artifact from the cache) blocks: off the async threads.
+    let plugin = {
+        let (runtime, loader, path) = (runtime.clone(), loader.clone(), config.plugin.clone());
+        tokio::task::spawn_blocking(move || loader.load(&runtime, &path))
+            .await
+            .map_err(|e| format!("loading panicked: {e}"))?
+            .map_err(|e| format!("{}: {e}", config.plugin.display()))?
+    };
     if !plugin.is_controller() {
         return Err(format!(
             "{} is a policy, not a controller (it does not export corbel:plugin/reconciler): bind it under `bindings`",
@@ -156,11 +163,12 @@ pub async fn serve(
     leader_election: Option<crate::config::LeaderElectionConfig>,
     state: Arc<AppState>,
     shutdown: watch::Receiver<bool>,
+    loader: Arc<Loader>,
 ) {
     let mut loaded = Vec::new();
     for config in &configs {
         let started = Instant::now();
-        match load(&runtime, config).await {
+        match load(&runtime, config, &loader).await {
             Ok(controller) => {
                 let kinds: Vec<String> = controller
                     .manifest
