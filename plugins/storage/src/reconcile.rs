@@ -304,7 +304,20 @@ pub fn bucket_cleanup(object: &Object, env: &Env) -> Result<Outcome, ReconcileEr
         .unwrap_or_else(|| spec.effective_name(object.name()))
         .to_owned();
     debug_assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
-    let client = store_client(env, &spec.object_store_ref.name)?;
+    let client = store_client(env, &spec.object_store_ref.name).map_err(|e| match e {
+        ReconcileError::Transient {
+            reason,
+            message,
+            retry_after,
+        } if reason == "ObjectStoreNotFound" => ReconcileError::Transient {
+            message: format!(
+                "{message}; or set spec.deletionPolicy to Retain to let the Bucket go and keep the bucket"
+            ),
+            reason,
+            retry_after,
+        },
+        other => other,
+    })?;
     let endpoint = client.endpoint().to_owned();
     match client.delete_bucket(env.transport, (env.now)(), &name) {
         Ok(()) => Ok(Outcome::default().event(Event::normal(

@@ -413,6 +413,21 @@ fn delete_cleanup_deletes_an_empty_bucket_and_accepts_one_already_gone() {
 }
 
 #[test]
+fn delete_cleanup_without_its_object_store_waits_and_says_how_to_let_go() {
+    let (mut cluster, store, settings) = (cluster(), FakeStore::default(), Settings::default());
+    cluster.stores.clear();
+    let spec = json!({"objectStoreRef": {"name": "garage"}, "deletionPolicy": "Delete"});
+    let error =
+        bucket_cleanup(&bucket_object(spec), &env(&cluster, &store, &settings)).unwrap_err();
+    let (reason, message, permanent, _) = reason(&error);
+    assert_eq!((reason, permanent), ("ObjectStoreNotFound", false));
+    assert!(
+        message.contains("set spec.deletionPolicy to Retain"),
+        "{message}"
+    );
+}
+
+#[test]
 fn delete_cleanup_of_a_bucket_with_objects_blocks_and_looks_again_later() {
     let (cluster, settings) = (
         cluster(),
