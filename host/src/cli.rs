@@ -203,12 +203,7 @@ async fn serve(
             &host_token,
         )
         .await?;
-        let client = in_process_client(kube.clone(), &host_token)?;
-        // The host owns the Plugin kind: in embedded mode it serves it from the start.
-        if let Err(e) = crate::registry::kind::ensure_crd(&client).await {
-            tracing::warn!(error = %e, "failed to create the Plugin CRD in the embedded API");
-        }
-        controller_client = Some(client);
+        controller_client = Some(in_process_client(kube.clone(), &host_token)?);
         router = router.merge(kube);
     } else if !config.controllers.is_empty() || config.kubernetes.is_some() {
         controller_client = Some(kubernetes_client(config.kubernetes.as_ref()).await?);
@@ -249,6 +244,8 @@ async fn serve(
             state.clone(),
             runtime.clone(),
             config.registry.settings(),
+            // The host owns the Plugin kind: in embedded mode it serves it from the start.
+            config.embedded.is_some(),
             stopped.clone(),
         ))
     });

@@ -152,14 +152,34 @@ fn host() -> Result<(), String> {
 
 fn run(extra: &[String]) -> Result<(), String> {
     plugins()?;
-    ensure_garage()?;
     host()?;
     let config = root().join("deploy/local/corbel.yaml");
     let ca = root().join("target/corbel-dev/tls/ca.crt");
     let kubeconfig = root().join("target/corbel-dev/data/kubeconfig");
+    // Kept alive (and killed on exit) for as long as `corbel serve` runs.
+    let garage = DevGarage::start()?;
+    let storage = match &garage {
+        Some(garage) => format!(
+            "  The storage controller, with Garage (S3) on {endpoint}:
+    kubectl --kubeconfig {kubeconfig} apply -f deploy/crds/
+    kubectl --kubeconfig {kubeconfig} apply -f {store}      # the ObjectStore and its key
+    kubectl --kubeconfig {kubeconfig} apply -f deploy/local/examples/bucket.yaml
+    kubectl --kubeconfig {kubeconfig} get buckets           # READY True once the bucket exists
+",
+            endpoint = DevGarage::ENDPOINT,
+            store = garage.store.display(),
+            kubeconfig = kubeconfig.display()
+        ),
+        None => format!(
+            "  The storage controller runs too, but Garage (the S3 store it manages) is not installed:
+  Buckets would stay Ready=False (StoreUnreachable). Install it once (~20 minutes) and run again:
+    cargo install garage --locked --version {GARAGE_VERSION}
+"
+        ),
+    };
     eprintln!(
         "
-==> serving on https://127.0.0.1:8443: the embedded Kubernetes-shaped API and three policies (Ctrl-C stops)
+==> serving on https://127.0.0.1:8443: the embedded Kubernetes-shaped API, three policies and the storage controller (Ctrl-C stops)
 
   From another terminal, as a Kubernetes user:
     kubectl --kubeconfig {kubeconfig} get namespaces
@@ -167,6 +187,7 @@ fn run(extra: &[String]) -> Result<(), String> {
     kubectl --kubeconfig {kubeconfig} apply -f deploy/local/examples/configmap-labelled.yaml     # admitted, labels added
     kubectl --kubeconfig {kubeconfig} get configmap settings -o yaml
 
+{storage}
   As the Kubernetes API server calls the webhooks:
     curl --cacert {ca} -H 'content-type: application/json' \\
          --data @tests/data/reviews/pod-privileged.json https://127.0.0.1:8443/validate/pod-security
@@ -181,7 +202,144 @@ fn run(extra: &[String]) -> Result<(), String> {
         .arg("--config")
         .arg(&config)
         .args(extra);
-    step("corbel serve", &mut cmd)
+    let result = step("corbel serve", &mut cmd);
+    drop(garage);
+    result
+}
+
+/// A single-node Garage for `cargo xtask run`, on fixed loopback ports, keeping its data, key and
+/// an ObjectStore manifest under target/corbel-dev/garage across runs.
+struct DevGarage {
+    child: std::process::Child,
+    /// The ObjectStore and Secret to apply, with this node's key.
+    store: PathBuf,
+}
+
+impl DevGarage {
+    const ENDPOINT: &str = "http://127.0.0.1:3900";
+
+    /// Starts Garage when it is installed; `None` (and the caller says how to install) when not.
+    fn start() -> Result<Option<DevGarage>, String> {
+        let installed = Command::new("garage")
+            .arg("--version")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if !installed {
+            return Ok(None);
+        }
+        let dir = root().join("target/corbel-dev/garage");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+        let config = dir.join("garage.toml");
+        if !config.exists() {
+            let mut bytes = [0u8; 32];
+            {
+                use std::io::Read;
+                std::fs::File::open("/dev/urandom")
+                    .and_then(|mut f| f.read_exact(&mut bytes))
+                    .map_err(|e| {
+                        format!("failed to read /dev/urandom for garage's rpc secret: {e}")
+                    })?;
+            }
+            let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            std::fs::write(
+                &config,
+                format!(
+                    "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\nreplication_factor = 1\n\
+                     rpc_bind_addr = \"127.0.0.1:3901\"\nrpc_public_addr = \"127.0.0.1:3901\"\nrpc_secret = \"{secret}\"\n\n\
+                     [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:3900\"\n\n\
+                     [admin]\napi_bind_addr = \"127.0.0.1:3903\"\n",
+                    d = dir.display()
+                ),
+            )
+            .map_err(|e| format!("failed to write {}: {e}", config.display()))?;
+        }
+        let log = std::fs::File::create(dir.join("garage.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("garage")
+            .arg("-c")
+            .arg(&config)
+            .arg("server")
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("failed to start garage: {e}"))?;
+        let garage = DevGarage {
+            child,
+            store: dir.join("objectstore.yaml"),
+        };
+        let cli = |args: &[&str]| -> Result<String, String> {
+            let out = Command::new("garage")
+                .arg("-c")
+                .arg(&config)
+                .args(args)
+                .output()
+                .map_err(|e| e.to_string())?;
+            if out.status.success() {
+                Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            } else {
+                Err(format!(
+                    "garage {} failed: {} (log: {})",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    dir.join("garage.log").display()
+                ))
+            }
+        };
+        let started = std::time::Instant::now();
+        while cli(&["status"]).is_err() {
+            if started.elapsed() > std::time::Duration::from_secs(30) {
+                return Err(format!(
+                    "garage did not start; see {}",
+                    dir.join("garage.log").display()
+                ));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        if !garage.store.exists() {
+            eprintln!("==> setting up Garage in {} (once)", dir.display());
+            let node = cli(&["node", "id", "--quiet"])?;
+            let node: String = node.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+            cli(&["layout", "assign", "-z", "dc1", "-c", "1G", &node])?;
+            cli(&["layout", "apply", "--version", "1"])?;
+            let key = cli(&[
+                "json-api",
+                "CreateKey",
+                r#"{"name": "corbel-dev", "allow": {"createBucket": true}}"#,
+            ])?;
+            let field = |name: &str| -> Result<String, String> {
+                let start = key
+                    .find(&format!("\"{name}\""))
+                    .ok_or_else(|| format!("no {name} in garage's answer: {key}"))?;
+                let rest = &key[start + name.len() + 2..];
+                let value = rest
+                    .split('"')
+                    .nth(1)
+                    .ok_or_else(|| format!("no {name} value: {key}"))?;
+                Ok(value.to_owned())
+            };
+            let (id, secret) = (field("accessKeyId")?, field("secretAccessKey")?);
+            std::fs::write(
+                &garage.store,
+                format!(
+                    "# Written by `cargo xtask run` for its Garage node; the key stays on this machine.\n\
+                     apiVersion: v1\nkind: Secret\nmetadata: {{name: garage-keys, namespace: default}}\n\
+                     stringData: {{accessKeyId: {id}, secretAccessKey: {secret}}}\n---\n\
+                     apiVersion: storage.corbel.dev/v1alpha1\nkind: ObjectStore\nmetadata: {{name: garage, namespace: default}}\n\
+                     spec:\n  endpoint: {endpoint}\n  region: garage\n  credentialsSecretRef: {{name: garage-keys}}\n",
+                    endpoint = Self::ENDPOINT
+                ),
+            )
+            .map_err(|e| format!("failed to write {}: {e}", garage.store.display()))?;
+        }
+        Ok(Some(garage))
+    }
+}
+
+impl Drop for DevGarage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn test(extra: &[String]) -> Result<(), String> {

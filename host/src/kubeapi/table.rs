@@ -21,14 +21,17 @@ fn age(created: Option<&str>) -> String {
     }
 }
 
-/// `.spec.size` → the value at that path; other JSONPath forms are not evaluated.
-fn simple_path<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
-    let pointer: String = path
-        .trim_start_matches('.')
-        .split('.')
-        .map(|p| format!("/{p}"))
-        .collect();
-    object.pointer(&pointer)
+/// A printer column's value: its `jsonPath` (Kubernetes writes them without the leading `$`,
+/// such as `.status.conditions[?(@.type=="Ready")].status`), evaluated as RFC 9535 JSONPath;
+/// the first match, as kubectl shows it. A path that does not parse shows nothing.
+fn column_value<'v>(object: &'v Value, path: &str) -> Option<&'v Value> {
+    let path = if path.starts_with('$') {
+        path.to_owned()
+    } else {
+        format!("${path}")
+    };
+    let path = serde_json_path::JsonPath::parse(&path).ok()?;
+    path.query(object).first()
 }
 
 pub(super) fn table(kind: &Kind, items: &[Value], metadata: Value) -> Value {
@@ -50,7 +53,7 @@ pub(super) fn table(kind: &Kind, items: &[Value], metadata: Value) -> Value {
             let mut cells = vec![item.pointer("/metadata/name").cloned().unwrap_or(json!(""))];
             for c in &extra {
                 let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
-                cells.push(simple_path(item, path).cloned().unwrap_or(Value::Null));
+                cells.push(column_value(item, path).cloned().unwrap_or(Value::Null));
             }
             cells.push(json!(age(item.pointer("/metadata/creationTimestamp").and_then(Value::as_str))));
             json!({"cells": cells, "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": item.get("metadata")}})
@@ -64,4 +67,22 @@ pub(super) fn table(kind: &Kind, items: &[Value], metadata: Value) -> Value {
     table.insert("columnDefinitions".into(), Value::Array(columns));
     table.insert("rows".into(), Value::Array(rows));
     Value::Object(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printer_columns_evaluate_kubernetes_jsonpath_filters() {
+        let bucket = json!({"spec": {"size": 3}, "status": {"conditions": [
+            {"type": "Blocked", "status": "False"}, {"type": "Ready", "status": "True"}]}});
+        assert_eq!(column_value(&bucket, ".spec.size"), Some(&json!(3)));
+        assert_eq!(
+            column_value(&bucket, r#".status.conditions[?(@.type=="Ready")].status"#),
+            Some(&json!("True"))
+        );
+        assert_eq!(column_value(&bucket, ".status.missing"), None);
+        assert_eq!(column_value(&bucket, "[[not a path"), None);
+    }
 }

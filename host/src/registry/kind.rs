@@ -79,6 +79,7 @@ pub async fn run(
     state: Arc<AppState>,
     runtime: Arc<Runtime>,
     settings: Settings,
+    install_crd: bool,
     mut stop: watch::Receiver<bool>,
 ) {
     // Managed bindings join the configured ones: wait until those have loaded.
@@ -87,6 +88,9 @@ pub async fn run(
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+    }
+    if install_crd && let Err(e) = ensure_crd(&client).await {
+        tracing::warn!(error = %e, "failed to create the Plugin CRD");
     }
     let api = Api::<DynamicObject>::all_with(client.clone(), &resource());
     // Wait until the kind is served (in Kubernetes mode its CRD is applied by the operator).
