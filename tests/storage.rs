@@ -374,6 +374,18 @@ async fn a_bucket_is_created_on_garage_with_its_rules_and_follows_changes_to_the
         ["BucketCreated", "CorsApplied", "LifecycleApplied"]
     );
 
+    let (ok, table, err) = setup.embedded.kubectl(&["get", "buckets"], None);
+    assert!(ok, "kubectl get buckets: {err}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("photos "))
+        .unwrap_or_default();
+    assert_eq!(
+        row.split_whitespace().take(3).collect::<Vec<_>>(),
+        ["photos", "True", "photos"],
+        "the printer columns (Ready, Bucket):\n{table}"
+    );
+
     let assets = setup
         .wait_for(&setup.buckets(), "assets", "Ready", "True", Some(&garage))
         .await;
