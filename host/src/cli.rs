@@ -639,29 +639,6 @@ fn inspect(file: PathBuf, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("file:     {} ({} bytes)", file.display(), bytes.len());
-    println!(
-        "package:  {}",
-        description
-            .package
-            .as_deref()
-            .unwrap_or("(none: not a Corbel plugin)")
-    );
-    println!(
-        "world:    {}",
-        description.world.as_deref().unwrap_or("(none)")
-    );
-    match &description.loadable {
-        Ok(()) => println!("loadable: yes"),
-        Err(why) => println!("loadable: no: {why}"),
-    }
-    for (title, items) in [
-        ("imports", &description.imports),
-        ("exports", &description.exports),
-    ] {
-        println!("{title}:");
-        for item in items {
-            println!("  {}: {}", item.name, item.functions.join(", "));
-        }
-    }
+    plugin::print_description(&description);
     Ok(())
 }

@@ -31,13 +31,16 @@ use crate::telemetry::Metrics;
 
 pub use server::serve;
 
+/// How many controllers are configured, and how each one's load went (its kinds, or why not).
+type ControllerReports = (usize, BTreeMap<String, Result<Vec<String>, String>>);
+
 /// What the handlers share.
 pub struct AppState {
     /// Swapped whole when bindings are (re)loaded; a request keeps the set it started with.
     pub bindings: ArcSwap<Option<BindingSet>>,
     pub metrics: Metrics,
     /// Controllers configured, and how each one's load went (its kinds, or why it failed).
-    controllers: std::sync::Mutex<(usize, BTreeMap<String, Result<Vec<String>, String>>)>,
+    controllers: std::sync::Mutex<ControllerReports>,
 }
 
 impl AppState {

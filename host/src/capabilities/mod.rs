@@ -44,11 +44,14 @@ pub struct Owner {
     pub namespace: Option<String>,
 }
 
+/// Group, version and kind.
+type GvkKey = (String, String, String);
+
 /// Resolved API resources (plural names, scope), shared by a controller's sandboxes so that
 /// discovery runs once per kind rather than once per call.
 #[derive(Default)]
 pub struct KindCache {
-    resolved: Mutex<HashMap<(String, String, String), (ApiResource, ApiCapabilities)>>,
+    resolved: Mutex<HashMap<GvkKey, (ApiResource, ApiCapabilities)>>,
 }
 
 impl KindCache {

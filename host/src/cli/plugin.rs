@@ -425,7 +425,7 @@ async fn inspect_target(target: &str, json: bool, args: &RegistryArgs) -> anyhow
     Ok(())
 }
 
-fn print_description(description: &inspect::Description) {
+pub(crate) fn print_description(description: &inspect::Description) {
     println!(
         "package:  {}",
         description

@@ -461,28 +461,14 @@ impl Context {
         };
         let outcome = match result {
             Ok(Ok(outcome)) => outcome,
-            Ok(Err(latest::ReconcileError::Transient(f))) => {
+            Ok(Err(error)) => {
+                let (f, permanent) = match error {
+                    latest::ReconcileError::Transient(f) => (f, false),
+                    latest::ReconcileError::Permanent(f) => (f, true),
+                };
+                let retry_after = millis(f.retry_after_ms);
                 return Err(self
-                    .failed(
-                        &object,
-                        api,
-                        f.reason,
-                        f.message,
-                        millis(f.retry_after_ms),
-                        false,
-                    )
-                    .await);
-            }
-            Ok(Err(latest::ReconcileError::Permanent(f))) => {
-                return Err(self
-                    .failed(
-                        &object,
-                        api,
-                        f.reason,
-                        f.message,
-                        millis(f.retry_after_ms),
-                        true,
-                    )
+                    .failed(&object, api, f.reason, f.message, retry_after, permanent)
                     .await);
             }
             Err(ControllerCallError::Sandbox(e)) => {

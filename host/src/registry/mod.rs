@@ -12,8 +12,8 @@
 pub mod artifact;
 pub mod cache;
 pub mod client;
-pub mod lock;
 pub mod kind;
+pub mod lock;
 pub mod plugins;
 pub mod signature;
 
