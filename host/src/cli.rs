@@ -1,5 +1,6 @@
 //! The `corbel` command line.
 
+mod cases;
 mod plugin;
 
 use std::io::Read;
@@ -80,6 +81,21 @@ enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
+    /// Run a folder of admission test cases against a plugin and report each as passed or failed.
+    ///
+    /// DIR holds one case per *.yaml file (an AdmissionReview, settings, the expected verdict,
+    /// message pattern and patch) and optionally corbel-test.yaml with the plugin and defaults;
+    /// see docs/testing.md. Exits non-zero when any case fails.
+    Test {
+        /// The folder of cases.
+        dir: PathBuf,
+        /// The plugin component (.wasm); overrides `plugin:` in DIR/corbel-test.yaml.
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Run only the cases whose file name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// Show a component's Corbel WIT version, world, imports and exports.
     Inspect {
         /// The component (.wasm).
@@ -130,6 +146,11 @@ pub fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Test {
+                dir,
+                plugin,
+                filter,
+            } => cases::run(&dir, plugin, filter.as_deref()).await,
             Command::Inspect { file, json } => inspect(file, json),
             Command::Plugin { command } => plugin::run(command).await,
         }
