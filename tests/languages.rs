@@ -45,6 +45,11 @@ fn the_shared_suite_passes_against_the_python_require_labels() {
     assert_suite_passes("require-labels", "require_labels_py");
 }
 
+#[test]
+fn the_shared_suite_passes_against_the_c_require_labels() {
+    assert_suite_passes("require-labels", "require_labels_c");
+}
+
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
