@@ -1,5 +1,6 @@
 //! `corbel test` and the plugins written in other languages: one shared case suite
-//! (tests/cases/require-labels) must pass unchanged against every build of require-labels.
+//! (tests/cases/require-labels) must pass unchanged against every build of require-labels, and
+//! tests/cases/default-labels against the Rust and JavaScript builds of that mutating policy.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -48,6 +49,16 @@ fn the_shared_suite_passes_against_the_python_require_labels() {
 #[test]
 fn the_shared_suite_passes_against_the_c_require_labels() {
     assert_suite_passes("require-labels", "require_labels_c");
+}
+
+#[test]
+fn the_mutating_suite_passes_against_the_rust_default_labels() {
+    assert_suite_passes("default-labels", "default_labels");
+}
+
+#[test]
+fn the_mutating_suite_passes_against_the_javascript_default_labels() {
+    assert_suite_passes("default-labels", "default_labels_js");
 }
 
 fn write(dir: &Path, name: &str, text: &str) {
