@@ -146,3 +146,86 @@ fn a_case_that_expects_an_error_fails_when_the_plugin_answers() {
         "{stdout}"
     );
 }
+
+/// `corbel new --lang LANG` in a fresh folder, then its `./build.sh`, then `corbel test` on its cases.
+fn scaffold_builds_and_passes(lang: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join(format!("my-{lang}-policy"));
+    let new = Command::new(bin())
+        .args(["new", "--lang", lang])
+        .arg(&policy)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&new.stderr)
+    );
+    let build = Command::new(policy.join("build.sh"))
+        // A Rust scaffold shares the workspace's target folder, so its dependencies build once.
+        .env("CARGO_TARGET_DIR", root().join("target/scaffold"))
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{lang} scaffold failed to build:\n{}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let output = corbel_test(&policy.join("tests"), None);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn a_new_rust_policy_builds_and_passes_its_own_cases() {
+    scaffold_builds_and_passes("rust");
+}
+
+#[test]
+fn a_new_javascript_policy_builds_and_passes_its_own_cases() {
+    scaffold_builds_and_passes("js");
+}
+
+#[test]
+fn a_new_python_policy_builds_and_passes_its_own_cases() {
+    scaffold_builds_and_passes("python");
+}
+
+#[test]
+fn a_new_c_policy_builds_and_passes_its_own_cases() {
+    scaffold_builds_and_passes("c");
+}
+
+#[test]
+fn corbel_new_refuses_go_and_says_what_to_choose_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(bin())
+        .args(["new", "--lang", "go"])
+        .arg(dir.path().join("p"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("choose rust, js, python or c"), "{stderr}");
+    assert!(!dir.path().join("p").exists());
+}
+
+#[test]
+fn corbel_new_leaves_a_folder_that_is_not_empty_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy");
+    std::fs::create_dir(&policy).unwrap();
+    write(&policy, "mine.txt", "keep");
+    let output = Command::new(bin())
+        .args(["new", "--lang", "js"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&policy).unwrap().count(), 1);
+}

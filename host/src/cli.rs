@@ -1,6 +1,7 @@
 //! The `corbel` command line.
 
 mod cases;
+mod new;
 mod plugin;
 
 use std::io::Read;
@@ -96,6 +97,17 @@ enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Scaffold a policy in a language of your choice that builds (./build.sh) and passes its own
+    /// cases (corbel test NAME/tests) out of the box.
+    New {
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        /// The new policy's folder; its last component names the policy.
+        name: PathBuf,
+        /// Corbel's sdk/ folder to build against (default: $CORBEL_SDK, else found beside this binary).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Show a component's Corbel WIT version, world, imports and exports.
     Inspect {
         /// The component (.wasm).
@@ -151,6 +163,7 @@ pub fn main() -> ExitCode {
                 plugin,
                 filter,
             } => cases::run(&dir, plugin, filter.as_deref()).await,
+            Command::New { lang, name, sdk } => new::run(lang, &name, sdk),
             Command::Inspect { file, json } => inspect(file, json),
             Command::Plugin { command } => plugin::run(command).await,
         }
