@@ -280,3 +280,20 @@ fn adapter() -> Result<(), String> {
         .map_err(|e| format!("failed to create target/toolchains: {e}"))?;
     std::fs::write(&path, bytes).map_err(|e| format!("failed to write {}: {e}", path.display()))
 }
+
+/// The JavaScript and Python SDKs' own tests, on Node and CPython (their built components are
+/// tested end to end by tests/languages.rs).
+pub fn sdk_tests() -> Result<(), String> {
+    step(
+        "JavaScript SDK tests (node --test sdk/js/test/)",
+        Command::new("node")
+            .current_dir(root().join("sdk/js"))
+            .args(["--test", "test/"]),
+    )?;
+    step(
+        "Python SDK tests (python -m unittest, sdk/python/tests)",
+        Command::new(toolchains().join("venv/bin/python"))
+            .current_dir(root())
+            .args(["-m", "unittest", "discover", "-s", "sdk/python/tests"]),
+    )
+}

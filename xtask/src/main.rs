@@ -187,6 +187,7 @@ fn run(extra: &[String]) -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     plugins()?;
+    languages::sdk_tests()?;
     oidc_provider()?;
     registry_servers()?;
     ensure_garage()?;
