@@ -52,6 +52,11 @@ fn the_shared_suite_passes_against_the_c_require_labels() {
 }
 
 #[test]
+fn the_shared_suite_passes_against_the_go_require_labels() {
+    assert_suite_passes("require-labels", "require_labels_go");
+}
+
+#[test]
 fn the_mutating_suite_passes_against_the_rust_default_labels() {
     assert_suite_passes("default-labels", "default_labels");
 }
@@ -200,17 +205,8 @@ fn a_new_c_policy_builds_and_passes_its_own_cases() {
 }
 
 #[test]
-fn corbel_new_refuses_go_and_says_what_to_choose_instead() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(bin())
-        .args(["new", "--lang", "go"])
-        .arg(dir.path().join("p"))
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("choose rust, js, python or c"), "{stderr}");
-    assert!(!dir.path().join("p").exists());
+fn a_new_go_policy_builds_and_passes_its_own_cases() {
+    scaffold_builds_and_passes("go");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! their builds, redone only when a source is newer than the component.
 //!
 //! A folder under `plugins/` without a Cargo.toml is a plugin in another language, told by its
-//! files: `app.py` Python, `index.js` JavaScript, `*.c` C. Its component is written beside the
+//! files: `app.py` Python, `index.js` JavaScript, `go.mod` Go, `*.c` C. Its component is written beside the
 //! Rust ones, `target/wasm32-wasip2/plugin/<name with _ for ->.wasm`.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ pub enum Language {
     JavaScript,
     Python,
     C,
+    Go,
 }
 
 impl Language {
@@ -33,6 +34,9 @@ impl Language {
         if dir.join("index.js").exists() || dir.join("package.json").exists() {
             return Some(Language::JavaScript);
         }
+        if dir.join("go.mod").exists() {
+            return Some(Language::Go);
+        }
         let has_c = std::fs::read_dir(dir)
             .ok()?
             .flatten()
@@ -45,6 +49,7 @@ impl Language {
             Language::JavaScript => "sdk/js",
             Language::Python => "sdk/python",
             Language::C => "sdk/c",
+            Language::Go => "sdk/go",
         }
     }
 }
@@ -70,7 +75,12 @@ pub fn plugins() -> Result<Vec<(PathBuf, Language)>, String> {
 /// Builds every plugin in another language whose component is older than its sources.
 pub fn build_all() -> Result<(), String> {
     let plugins = plugins()?;
-    for language in [Language::JavaScript, Language::Python, Language::C] {
+    for language in [
+        Language::JavaScript,
+        Language::Python,
+        Language::C,
+        Language::Go,
+    ] {
         if plugins.iter().any(|(_, l)| *l == language) {
             ensure_toolchain(language)?;
         }
@@ -111,6 +121,7 @@ pub fn build(dir: &Path, language: Language, out: &Path) -> Result<(), String> {
             cmd
         }
         Language::C => Command::new(root().join("sdk/c/build.sh")),
+        Language::Go => Command::new(root().join("sdk/go/build.sh")),
     };
     cmd.current_dir(root()).arg(dir).arg(out);
     step(&what, &mut cmd)
@@ -156,6 +167,10 @@ pub fn ensure_toolchain(language: Language) -> Result<(), String> {
             wit_bindgen()?;
             adapter()
         }
+        Language::Go => {
+            python_packages()?;
+            adapter()
+        }
     }
 }
 
@@ -177,12 +192,16 @@ fn npm_packages() -> Result<(), String> {
     )
 }
 
-/// A virtual environment under target/toolchains with componentize-py and wasm-tools, as pinned
-/// by sdk/python/requirements.txt and sdk/c/requirements.txt.
+/// A virtual environment under target/toolchains with componentize-py, wasm-tools and Go, as
+/// pinned by the SDKs' requirements.txt files.
 fn python_packages() -> Result<(), String> {
     let venv = toolchains().join("venv");
     let bin = venv.join("bin");
-    let wanted = ["sdk/python/requirements.txt", "sdk/c/requirements.txt"];
+    let wanted = [
+        "sdk/python/requirements.txt",
+        "sdk/c/requirements.txt",
+        "sdk/go/requirements.txt",
+    ];
     let stamp = venv.join("installed");
     let current = wanted
         .iter()
@@ -206,7 +225,7 @@ fn python_packages() -> Result<(), String> {
         pip.arg("-r").arg(root().join(file));
     }
     step(
-        "installing componentize-py and wasm-tools into target/toolchains/venv (pip)",
+        "installing componentize-py, wasm-tools and Go into target/toolchains/venv (pip)",
         &mut pip,
     )?;
     std::fs::write(&stamp, current).map_err(|e| format!("failed to write {}: {e}", stamp.display()))

@@ -58,23 +58,27 @@ const C: Files = template! {
     "build.sh" => "c/template/build.sh",
 };
 
+const GO: Files = template! {
+    "go.mod" => "go/template/go.mod",
+    "main.go" => "go/template/main.go",
+    "build.sh" => "go/template/build.sh",
+};
+
 impl Lang {
-    fn files(self) -> anyhow::Result<(Files, &'static str, &'static str)> {
-        Ok(match self {
+    fn files(self) -> (Files, &'static str, &'static str) {
+        match self {
             Lang::Rust => (RUST, "Rust", "rust"),
             Lang::Js => (JS, "JavaScript", "js"),
             Lang::Python => (PYTHON, "Python", "python"),
             Lang::C => (C, "C", "c"),
-            Lang::Go => bail!(
-                "there is no Go SDK yet: Go has no WIT binding generator that reaches this project, so its canonical-ABI glue must be written by hand (see docs/languages.md); choose rust, js, python or c"
-            ),
-        })
+            Lang::Go => (GO, "Go", "go"),
+        }
     }
 }
 
 /// Writes the scaffold into `dir` (which must not exist or be empty) and says what to do next.
 pub(crate) fn run(lang: Lang, dir: &Path, sdk: Option<PathBuf>) -> anyhow::Result<()> {
-    let (files, language, sdk_folder) = lang.files()?;
+    let (files, language, sdk_folder) = lang.files();
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -175,15 +179,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn go_is_refused_with_what_to_choose_instead() {
-        let err = Lang::Go.files().unwrap_err().to_string();
-        assert!(err.contains("choose rust, js, python or c"), "{err}");
-    }
-
-    #[test]
     fn every_template_has_a_build_script() {
-        for lang in [Lang::Rust, Lang::Js, Lang::Python, Lang::C] {
-            let (files, ..) = lang.files().unwrap();
+        for lang in [Lang::Rust, Lang::Js, Lang::Python, Lang::C, Lang::Go] {
+            let (files, ..) = lang.files();
             assert!(files.iter().any(|(p, _)| *p == "build.sh"), "{lang:?}");
         }
     }
