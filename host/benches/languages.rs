@@ -1,5 +1,5 @@
-//! The languages benchmark: the same `require-labels` policy built in Rust, JavaScript, Python and
-//! C, measured through the host's own loading and evaluation code.
+//! The languages benchmark: the same `require-labels` policy built in Rust, C, JavaScript, Python
+//! and Go, measured through the host's own loading and evaluation code.
 //!
 //! ```text
 //! cargo xtask plugins                          # builds every require_labels*.wasm
@@ -31,6 +31,7 @@ const LANGUAGES: &[(&str, &str)] = &[
     ("C", "require_labels_c"),
     ("JavaScript", "require_labels_js"),
     ("Python", "require_labels_py"),
+    ("Go", "require_labels_go"),
 ];
 
 fn root() -> PathBuf {
@@ -100,11 +101,17 @@ async fn main() {
         let plugin = Arc::new(runtime.load_component(stem, component).unwrap());
 
         for _ in 0..iterations / 10 {
-            plugin.instantiate_only(Limits::default(), &log).await.unwrap();
+            plugin
+                .instantiate_only(Limits::default(), &log)
+                .await
+                .unwrap();
         }
         let started = Instant::now();
         for _ in 0..iterations {
-            plugin.instantiate_only(Limits::default(), &log).await.unwrap();
+            plugin
+                .instantiate_only(Limits::default(), &log)
+                .await
+                .unwrap();
         }
         let instantiate = mean(started.elapsed(), iterations);
 
@@ -119,7 +126,10 @@ async fn main() {
         .await
         .unwrap();
         let verdict = admission::evaluate(&binding, &request).await.unwrap();
-        assert!(verdict.allowed, "{language} must admit the labelled ConfigMap");
+        assert!(
+            verdict.allowed,
+            "{language} must admit the labelled ConfigMap"
+        );
         for _ in 0..iterations / 10 {
             admission::evaluate(&binding, &request).await.unwrap();
         }

@@ -74,9 +74,9 @@ type Verdict struct {
 	Mutated  string // the changed object as JSON, for mutate
 }
 
-func Allow() Verdict                { return Verdict{Allowed: true} }
-func Deny(message string) Verdict   { return Verdict{Message: message} }
-func Warn(warning string) Verdict   { return Verdict{Allowed: true, Warnings: []string{warning}} }
+func Allow() Verdict                        { return Verdict{Allowed: true} }
+func Deny(message string) Verdict           { return Verdict{Message: message} }
+func Warn(warning string) Verdict           { return Verdict{Allowed: true, Warnings: []string{warning}} }
 func Denyf(format string, a ...any) Verdict { return Deny(fmt.Sprintf(format, a...)) }
 
 // Mutate admits the request with changed in place of the submitted object.
