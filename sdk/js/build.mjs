@@ -9,7 +9,7 @@
 // 3. Componentizes the bundle with SpiderMonkey (componentize-js), every WASI feature turned off:
 //    the host gives policies no clocks, random, stdio or HTTP, and a component importing
 //    wasi:http would not link.
-// Run `npm ci` in sdk/js first (`cargo xtask plugins` does).
+// Run `npm install --no-save` in sdk/js first (`cargo xtask plugins` does).
 
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';

@@ -174,22 +174,33 @@ pub fn ensure_toolchain(language: Language) -> Result<(), String> {
     }
 }
 
-/// componentize-js, jco and rolldown, as pinned by sdk/js/package-lock.json.
+/// componentize-js, jco and rolldown, as pinned by sdk/js/package.json and package-lock.json.
+/// `npm install --no-save` rather than `npm ci`: the lock file npm writes here leaves out some
+/// optional per-platform packages, and `npm ci` then refuses it as out of sync; `--no-save` keeps
+/// the lock file untouched.
 fn npm_packages() -> Result<(), String> {
-    let lock = root().join("sdk/js/package-lock.json");
-    let installed = root().join("sdk/js/node_modules/.package-lock.json");
-    if modified(&installed).is_some_and(|i| modified(&lock).is_some_and(|l| i >= l)) {
+    let dir = root().join("sdk/js");
+    let stamp = dir.join("node_modules/.corbel-installed");
+    let wanted = ["package.json", "package-lock.json"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+        .collect::<String>();
+    if std::fs::read_to_string(&stamp).is_ok_and(|s| s == wanted) {
         return Ok(());
     }
     if !works("npm", &["--version"]) {
         return Err("npm is needed to build the JavaScript plugins (sdk/js); install Node.js 20 or later (Debian: apt-get install nodejs npm)".into());
     }
     step(
-        "installing the JavaScript toolchain into sdk/js/node_modules (npm ci)",
-        Command::new("npm")
-            .current_dir(root().join("sdk/js"))
-            .args(["ci", "--no-audit", "--no-fund"]),
-    )
+        "installing the JavaScript toolchain into sdk/js/node_modules (npm install)",
+        Command::new("npm").current_dir(&dir).args([
+            "install",
+            "--no-save",
+            "--no-audit",
+            "--no-fund",
+        ]),
+    )?;
+    std::fs::write(&stamp, wanted).map_err(|e| format!("failed to write {}: {e}", stamp.display()))
 }
 
 /// A virtual environment under target/toolchains with componentize-py, wasm-tools and Go, as

@@ -3,5 +3,5 @@
 set -eu
 cd "$(dirname "$0")"
 sdk="{{sdk}}/js"
-[ -d "$sdk/node_modules" ] || npm ci --prefix "$sdk" --no-audit --no-fund
+[ -d "$sdk/node_modules" ] || npm install --no-save --prefix "$sdk" --no-audit --no-fund
 node "$sdk/build.mjs" . build/policy.wasm
