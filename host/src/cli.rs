@@ -1,5 +1,7 @@
 //! The `corbel` command line.
 
+mod cases;
+mod new;
 mod plugin;
 
 use std::io::Read;
@@ -80,6 +82,32 @@ enum Command {
         #[command(subcommand)]
         command: plugin::PluginCommand,
     },
+    /// Run a folder of admission test cases against a plugin and report each as passed or failed.
+    ///
+    /// DIR holds one case per *.yaml file (an AdmissionReview, settings, the expected verdict,
+    /// message pattern and patch) and optionally corbel-test.yaml with the plugin and defaults;
+    /// see docs/testing.md. Exits non-zero when any case fails.
+    Test {
+        /// The folder of cases.
+        dir: PathBuf,
+        /// The plugin component (.wasm); overrides `plugin:` in DIR/corbel-test.yaml.
+        #[arg(long)]
+        plugin: Option<PathBuf>,
+        /// Run only the cases whose file name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+    },
+    /// Scaffold a policy in a language of your choice that builds (./build.sh) and passes its own
+    /// cases (corbel test NAME/tests) out of the box.
+    New {
+        #[arg(long, value_enum)]
+        lang: new::Lang,
+        /// The new policy's folder; its last component names the policy.
+        name: PathBuf,
+        /// Corbel's sdk/ folder to build against (default: $CORBEL_SDK, else found beside this binary).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Show a component's Corbel WIT version, world, imports and exports.
     Inspect {
         /// The component (.wasm).
@@ -130,6 +158,12 @@ pub fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Test {
+                dir,
+                plugin,
+                filter,
+            } => cases::run(&dir, plugin, filter.as_deref()).await,
+            Command::New { lang, name, sdk } => new::run(lang, &name, sdk),
             Command::Inspect { file, json } => inspect(file, json),
             Command::Plugin { command } => plugin::run(command).await,
         }

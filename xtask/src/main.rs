@@ -6,6 +6,8 @@
 //! - `cargo xtask plugins`: build every plugin component (`target/wasm32-wasip2/plugin/*.wasm`).
 //! - `cargo xtask bench`: the admission benchmark (figures, not pass/fail).
 
+mod languages;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -72,7 +74,7 @@ usage: cargo xtask <task> [args]
 tasks:
   run      build the plugins and the host, then serve deploy/local/corbel.yaml (Ctrl-C stops)
   test     build the plugins and the host, then run every test (extra args go to cargo test)
-  plugins  build every plugin component into target/wasm32-wasip2/plugin/
+  plugins  build every plugin component (Rust, JavaScript, Python, C) into target/wasm32-wasip2/plugin/
   bench    run the admission benchmark (cargo bench -p corbel --bench admission)
   crds     write deploy/crds/*.yaml from the storage plugin's Rust types
 ";
@@ -140,7 +142,8 @@ fn plugins() -> Result<(), String> {
             )?;
         }
     }
-    Ok(())
+    // JavaScript, Python and C plugins (plugins/*-js, *-py, *-c), toolchains installed once.
+    languages::build_all()
 }
 
 fn host() -> Result<(), String> {
@@ -344,6 +347,7 @@ impl Drop for DevGarage {
 
 fn test(extra: &[String]) -> Result<(), String> {
     plugins()?;
+    languages::sdk_tests()?;
     oidc_provider()?;
     registry_servers()?;
     ensure_garage()?;

@@ -1,0 +1,152 @@
+//! The languages benchmark: the same `require-labels` policy built in Rust, C, JavaScript, Python
+//! and Go, measured through the host's own loading and evaluation code.
+//!
+//! ```text
+//! cargo xtask plugins                          # builds every require_labels*.wasm
+//! cargo bench -p corbel --bench languages
+//! ```
+//!
+//! Per language it prints: the component's size; compiling it (`Component::new`, what a host
+//! without a cache pays at start); loading a compiled artifact (`Component::deserialize`, what a
+//! host with the registry's cache pays); instantiating a sandbox (`Plugin::instantiate_only`,
+//! what every request pays before the call); and one whole evaluation (`admission::evaluate`:
+//! sandbox, instantiation, request conversion, call, checks), with its ratio to Rust. The request
+//! is `tests/data/reviews/configmap-labelled.json` (admitted). `CORBEL_BENCH_ITERATIONS` (default
+//! 2000) sets how many instantiations and evaluations are measured, after a tenth for warm-up.
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corbel::admission::{self, AdmissionReview, Binding, FailurePolicy, Mode, Request};
+use corbel::runtime::{Limits, LogContext, Runtime, RuntimeConfig};
+use kube_core::DynamicObject;
+use wasmtime::component::Component;
+
+const LANGUAGES: &[(&str, &str)] = &[
+    ("Rust", "require_labels"),
+    ("C", "require_labels_c"),
+    ("JavaScript", "require_labels_js"),
+    ("Python", "require_labels_py"),
+    ("Go", "require_labels_go"),
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn request() -> Request {
+    let text = std::fs::read_to_string(root().join("tests/data/reviews/configmap-labelled.json"))
+        .expect("the request fixture");
+    let review: AdmissionReview<DynamicObject> = serde_json::from_str(&text).unwrap();
+    review.try_into().unwrap()
+}
+
+fn mean(total: Duration, n: usize) -> Duration {
+    total / n as u32
+}
+
+fn show(d: Duration) -> String {
+    if d >= Duration::from_millis(10) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let iterations: usize = std::env::var("CORBEL_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let runtime = Runtime::new(&RuntimeConfig {
+        max_instances: 4,
+        max_memory: 256 << 20,
+    })
+    .unwrap();
+    let request = request();
+    let settings = serde_json::json!({"labels": ["team"]});
+    let log = Arc::new(LogContext {
+        binding: "bench".into(),
+        plugin: "bench".into(),
+    });
+
+    println!(
+        "| language | component | compile (Component::new) | cached load (deserialize) | instantiate | evaluate (per request) | evaluate vs Rust |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    let mut rust_eval = None;
+    for (language, stem) in LANGUAGES {
+        let path = root().join(format!("target/wasm32-wasip2/plugin/{stem}.wasm"));
+        let Ok(bytes) = std::fs::read(&path) else {
+            eprintln!(
+                "{} is missing: run `cargo xtask plugins` first",
+                path.display()
+            );
+            std::process::exit(1);
+        };
+
+        let started = Instant::now();
+        let component = runtime.compile(&bytes).unwrap();
+        let compile = started.elapsed();
+        let artifact = component.serialize().unwrap();
+        let started = Instant::now();
+        // SAFETY: the artifact was serialized by this very engine a moment ago.
+        let component = unsafe { Component::deserialize(runtime.engine(), &artifact) }.unwrap();
+        let cached = started.elapsed();
+        let plugin = Arc::new(runtime.load_component(stem, component).unwrap());
+
+        for _ in 0..iterations / 10 {
+            plugin
+                .instantiate_only(Limits::default(), &log)
+                .await
+                .unwrap();
+        }
+        let started = Instant::now();
+        for _ in 0..iterations {
+            plugin
+                .instantiate_only(Limits::default(), &log)
+                .await
+                .unwrap();
+        }
+        let instantiate = mean(started.elapsed(), iterations);
+
+        let binding = Binding::new(
+            "bench",
+            plugin.clone(),
+            &settings,
+            Mode::Validate,
+            Limits::default(),
+            FailurePolicy::Fail,
+        )
+        .await
+        .unwrap();
+        let verdict = admission::evaluate(&binding, &request).await.unwrap();
+        assert!(
+            verdict.allowed,
+            "{language} must admit the labelled ConfigMap"
+        );
+        for _ in 0..iterations / 10 {
+            admission::evaluate(&binding, &request).await.unwrap();
+        }
+        let started = Instant::now();
+        for _ in 0..iterations {
+            admission::evaluate(&binding, &request).await.unwrap();
+        }
+        let evaluate = mean(started.elapsed(), iterations);
+        let rust = *rust_eval.get_or_insert(evaluate);
+        println!(
+            "| {language} | {:.0} KB | {} | {} | {} | {} | {:.1}× |",
+            bytes.len() as f64 / 1024.0,
+            show(compile),
+            show(cached),
+            show(instantiate),
+            show(evaluate),
+            evaluate.as_secs_f64() / rust.as_secs_f64()
+        );
+    }
+}

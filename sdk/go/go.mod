@@ -1,0 +1,3 @@
+module corbel.dev/sdk
+
+go 1.24
