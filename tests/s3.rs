@@ -3,72 +3,11 @@
 //! answers them, and the errors a controller must tell apart. Needs the `garage` binary, which
 //! `cargo xtask test` installs.
 
-use std::io::Read as _;
 use std::net::{Ipv4Addr, TcpListener};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use corbel_e2e::garage::Garage;
-use storage::s3::{
-    Client, CorsRule, Credentials, Error, HttpRequest, HttpResponse, LifecycleRule, Transport,
-    TransportError,
-};
-
-/// A blocking transport over ureq: what wasi:http is to the plugin.
-struct Ureq(ureq::Agent);
-
-impl Ureq {
-    fn new() -> Ureq {
-        let config = ureq::Agent::config_builder()
-            // Every status is an answer for the S3 client to read, not a transport failure.
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build();
-        Ureq(config.into())
-    }
-}
-
-impl Transport for Ureq {
-    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let what = format!("{} {}", request.method, request.url);
-        let mut builder = ureq::http::Request::builder()
-            .method(request.method.as_str())
-            .uri(&request.url);
-        for (name, value) in &request.headers {
-            builder = builder.header(name, value);
-        }
-        let sent = if request.body.is_empty() {
-            builder.body(()).map(|r| self.0.run(r))
-        } else {
-            builder.body(request.body).map(|r| self.0.run(r))
-        };
-        let mut response = sent
-            .map_err(|e| TransportError::with_source(format!("{what}: bad request"), e))?
-            .map_err(|e| TransportError::with_source(format!("{what}: {e}"), e))?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let mut body = Vec::new();
-        response
-            .body_mut()
-            .as_reader()
-            .read_to_end(&mut body)
-            .map_err(|e| TransportError::with_source(format!("{what}: reading the body"), e))?;
-        Ok(HttpResponse {
-            status,
-            headers,
-            body,
-        })
-    }
-}
+use corbel_e2e::garage::{Garage, UreqTransport};
+use storage::s3::{Client, CorsRule, Credentials, Error, LifecycleRule};
 
 fn client(garage: &Garage) -> Client {
     Client::new(
@@ -97,7 +36,7 @@ fn expire(id: &str, prefix: Option<&str>, days: u32) -> LifecycleRule {
 #[test]
 fn creates_a_bucket_twice_and_finds_it_empty() {
     let garage = Garage::start();
-    let (s3, http) = (client(&garage), Ureq::new());
+    let (s3, http) = (client(&garage), UreqTransport::pooled());
 
     assert!(!s3.head_bucket(&http, now(), "photos").unwrap());
     s3.create_bucket(&http, now(), "photos").unwrap();
@@ -110,7 +49,7 @@ fn creates_a_bucket_twice_and_finds_it_empty() {
 #[test]
 fn puts_replaces_and_deletes_a_lifecycle_configuration() {
     let garage = Garage::start();
-    let (s3, http) = (client(&garage), Ureq::new());
+    let (s3, http) = (client(&garage), UreqTransport::pooled());
     s3.create_bucket(&http, now(), "logs").unwrap();
     assert_eq!(s3.get_lifecycle(&http, now(), "logs").unwrap(), []);
 
@@ -135,7 +74,7 @@ fn puts_replaces_and_deletes_a_lifecycle_configuration() {
 #[test]
 fn puts_replaces_and_deletes_a_cors_configuration() {
     let garage = Garage::start();
-    let (s3, http) = (client(&garage), Ureq::new());
+    let (s3, http) = (client(&garage), UreqTransport::pooled());
     s3.create_bucket(&http, now(), "assets").unwrap();
     assert_eq!(s3.get_cors(&http, now(), "assets").unwrap(), []);
 
@@ -168,7 +107,7 @@ fn puts_replaces_and_deletes_a_cors_configuration() {
 #[test]
 fn deletes_an_empty_bucket_and_then_finds_no_such_bucket() {
     let garage = Garage::start();
-    let (s3, http) = (client(&garage), Ureq::new());
+    let (s3, http) = (client(&garage), UreqTransport::pooled());
     s3.create_bucket(&http, now(), "scratch").unwrap();
 
     s3.delete_bucket(&http, now(), "scratch").unwrap();
@@ -187,7 +126,7 @@ fn deletes_an_empty_bucket_and_then_finds_no_such_bucket() {
 #[test]
 fn refuses_to_delete_a_bucket_with_an_object_in_it() {
     let garage = Garage::start();
-    let (s3, http) = (client(&garage), Ureq::new());
+    let (s3, http) = (client(&garage), UreqTransport::pooled());
     s3.create_bucket(&http, now(), "archive").unwrap();
     s3.put_object(&http, now(), "archive", "2024/report one.txt", b"kept")
         .unwrap();
@@ -208,7 +147,7 @@ fn refuses_to_delete_a_bucket_with_an_object_in_it() {
 #[test]
 fn reports_a_store_that_is_down_as_unreachable_and_recovers_when_it_is_back() {
     let mut garage = Garage::start();
-    let (s3, http) = (client(&garage), Ureq::new());
+    let (s3, http) = (client(&garage), UreqTransport::pooled());
     s3.create_bucket(&http, now(), "durable").unwrap();
 
     garage.stop();
@@ -245,7 +184,9 @@ fn reports_a_closed_port_as_unreachable() {
         },
     )
     .unwrap();
-    let error = s3.create_bucket(&Ureq::new(), now(), "photos").unwrap_err();
+    let error = s3
+        .create_bucket(&UreqTransport::pooled(), now(), "photos")
+        .unwrap_err();
     assert!(
         matches!(
             &error,
@@ -261,7 +202,7 @@ fn reports_a_closed_port_as_unreachable() {
 #[test]
 fn reports_a_wrong_secret_or_an_unknown_key_as_an_auth_error() {
     let garage = Garage::start();
-    let http = Ureq::new();
+    let http = UreqTransport::pooled();
     let with = |access_key_id: &str, secret_access_key: &str| {
         Client::new(
             &garage.endpoint(),
@@ -315,7 +256,9 @@ fn reports_a_region_other_than_the_stores_as_an_auth_error() {
         },
     )
     .unwrap();
-    let error = s3.create_bucket(&Ureq::new(), now(), "photos").unwrap_err();
+    let error = s3
+        .create_bucket(&UreqTransport::pooled(), now(), "photos")
+        .unwrap_err();
     let Error::Auth(failure) = &error else {
         panic!("expected an auth error, got {error:?}");
     };
@@ -328,7 +271,7 @@ fn reports_a_region_other_than_the_stores_as_an_auth_error() {
 #[test]
 fn reports_a_bucket_name_the_store_refuses_as_an_invalid_request() {
     let garage = Garage::start();
-    let (s3, http) = (client(&garage), Ureq::new());
+    let (s3, http) = (client(&garage), UreqTransport::pooled());
     // Valid by S3's rules as this client checks them, refused by Garage (punycode is off).
     let error = s3.create_bucket(&http, now(), "xn--photos").unwrap_err();
     let Error::InvalidRequest(failure) = &error else {
@@ -346,7 +289,7 @@ fn reports_a_name_held_by_another_owner_as_already_existing() {
     let garage = Garage::start();
     // A bucket with a global alias that the test key has no permission on.
     garage.cli(&["bucket", "create", "shared"]);
-    let (s3, http) = (client(&garage), Ureq::new());
+    let (s3, http) = (client(&garage), UreqTransport::pooled());
     let error = s3.create_bucket(&http, now(), "shared").unwrap_err();
     assert!(
         matches!(&error, Error::BucketAlreadyExists(f) if f.status == 409),

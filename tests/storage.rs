@@ -9,72 +9,22 @@
 //! Needs the `garage` binary (`cargo xtask test` installs it), the plugin (`cargo xtask plugins`)
 //! and the host (`cargo build --release -p corbel`).
 
-use std::io::Read as _;
 use std::time::{Duration, Instant, SystemTime};
 
-use corbel_e2e::garage::Garage;
+use corbel_e2e::garage::{Garage, UreqTransport};
 use corbel_e2e::probes::{condition, resource};
 use corbel_e2e::{Embedded, binding, plugin, root};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use storage::s3::{
-    Client, CorsRule, Credentials, HttpRequest, HttpResponse, LifecycleRule, Transport,
-    TransportError,
-};
+use storage::s3::{Client, CorsRule, Credentials, LifecycleRule};
 
 /// How long the controller may take to get somewhere (a first reconcile waits for discovery).
 const WITHIN: Duration = Duration::from_secs(60);
 
-/// A blocking transport over ureq, for checking the store from the test.
-struct Ureq(ureq::Agent);
-
-impl Ureq {
-    fn new() -> Ureq {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build();
-        Ureq(config.into())
-    }
-}
-
-impl Transport for Ureq {
-    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let what = format!("{} {}", request.method, request.url);
-        let mut builder = ureq::http::Request::builder()
-            .method(request.method.as_str())
-            .uri(&request.url);
-        for (name, value) in &request.headers {
-            builder = builder.header(name, value);
-        }
-        let sent = if request.body.is_empty() {
-            builder.body(()).map(|r| self.0.run(r))
-        } else {
-            builder.body(request.body).map(|r| self.0.run(r))
-        };
-        let mut response = sent
-            .map_err(|e| TransportError::with_source(format!("{what}: bad request"), e))?
-            .map_err(|e| TransportError::with_source(format!("{what}: {e}"), e))?;
-        let status = response.status().as_u16();
-        let mut body = Vec::new();
-        response
-            .body_mut()
-            .as_reader()
-            .read_to_end(&mut body)
-            .map_err(|e| TransportError::with_source(format!("{what}: reading the body"), e))?;
-        Ok(HttpResponse {
-            status,
-            headers: Vec::new(),
-            body,
-        })
-    }
-}
-
 /// The store as the test sees it, natively.
 struct Store {
     s3: Client,
-    http: Ureq,
+    http: UreqTransport,
 }
 
 impl Store {
@@ -85,7 +35,7 @@ impl Store {
         };
         Store {
             s3: Client::new(&garage.endpoint(), &garage.region, credentials).unwrap(),
-            http: Ureq::new(),
+            http: UreqTransport::pooled(),
         }
     }
 

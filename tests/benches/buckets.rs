@@ -24,60 +24,21 @@
 //! Environment: `CORBEL_BENCH_BUCKETS` (1000), `CORBEL_BENCH_CONCURRENCY` (the controller's
 //! concurrency, 4 = the configuration's default), `CORBEL_BENCH_SAMPLES` (200).
 
-use std::io::Read as _;
 use std::time::{Duration, Instant, SystemTime};
 
-use corbel_e2e::garage::Garage;
+use corbel_e2e::garage::{Garage, UreqTransport};
 use corbel_e2e::probes::{condition, resource};
 use corbel_e2e::{Embedded, binding, plugin, root};
 use futures::StreamExt as _;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
-use storage::s3::{Client, Credentials, HttpRequest, HttpResponse, Transport, TransportError};
+use storage::s3::{Client, Credentials};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Blocking ureq; a fresh agent per request, so each pays a connection as a wasi:http request does.
-struct Ureq;
-
-impl Transport for Ureq {
-    fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(10)))
-            .build()
-            .into();
-        let mut builder = ureq::http::Request::builder()
-            .method(request.method.as_str())
-            .uri(&request.url);
-        for (name, value) in &request.headers {
-            builder = builder.header(name, value);
-        }
-        let sent = if request.body.is_empty() {
-            builder.body(()).map(|r| agent.run(r))
-        } else {
-            builder.body(request.body).map(|r| agent.run(r))
-        };
-        let mut response = sent
-            .map_err(|e| TransportError::with_source("bad request", e))?
-            .map_err(|e| TransportError::with_source("send", e))?;
-        let mut body = Vec::new();
-        response
-            .body_mut()
-            .as_reader()
-            .read_to_end(&mut body)
-            .map_err(|e| TransportError::with_source("body", e))?;
-        Ok(HttpResponse {
-            status: response.status().as_u16(),
-            headers: Vec::new(),
-            body,
-        })
-    }
 }
 
 /// A sample of a metric line, by its exact name and labels.
@@ -161,9 +122,14 @@ fn stats(samples: &[f64]) -> (f64, f64) {
 async fn native_steady(s3: Client, name: String) -> f64 {
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        assert!(s3.head_bucket(&Ureq, SystemTime::now(), &name).unwrap());
-        s3.get_lifecycle(&Ureq, SystemTime::now(), &name).unwrap();
-        s3.get_cors(&Ureq, SystemTime::now(), &name).unwrap();
+        assert!(
+            s3.head_bucket(&UreqTransport::per_request(), SystemTime::now(), &name)
+                .unwrap()
+        );
+        s3.get_lifecycle(&UreqTransport::per_request(), SystemTime::now(), &name)
+            .unwrap();
+        s3.get_cors(&UreqTransport::per_request(), SystemTime::now(), &name)
+            .unwrap();
         started.elapsed().as_secs_f64() * 1000.0
     })
     .await
@@ -378,8 +344,12 @@ async fn main() {
         let creates: Vec<Duration> = (0..samples)
             .map(|i| {
                 let started = Instant::now();
-                s3.create_bucket(&Ureq, SystemTime::now(), &format!("native-{i:04}"))
-                    .unwrap();
+                s3.create_bucket(
+                    &UreqTransport::per_request(),
+                    SystemTime::now(),
+                    &format!("native-{i:04}"),
+                )
+                .unwrap();
                 started.elapsed()
             })
             .collect();

@@ -304,3 +304,88 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
     stream.read_to_string(&mut answer).ok()?;
     answer.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// A blocking HTTP transport for the plugin's S3 client, over ureq: what wasi:http is to the
+/// plugin. Every status is an answer for the S3 client to read, not a transport failure.
+pub struct UreqTransport {
+    /// `None`: a fresh agent (and connection) per request, as each wasi:http request pays.
+    agent: Option<ureq::Agent>,
+}
+
+impl UreqTransport {
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into()
+    }
+
+    /// One agent, keeping connections alive between requests.
+    pub fn pooled() -> UreqTransport {
+        UreqTransport {
+            agent: Some(Self::agent()),
+        }
+    }
+
+    /// A new connection for every request.
+    pub fn per_request() -> UreqTransport {
+        UreqTransport { agent: None }
+    }
+}
+
+impl storage::s3::Transport for UreqTransport {
+    fn send(
+        &self,
+        request: storage::s3::HttpRequest,
+    ) -> Result<storage::s3::HttpResponse, storage::s3::TransportError> {
+        use std::io::Read;
+        use storage::s3::TransportError;
+        let fresh;
+        let agent = match &self.agent {
+            Some(agent) => agent,
+            None => {
+                fresh = Self::agent();
+                &fresh
+            }
+        };
+        let what = format!("{} {}", request.method, request.url);
+        let mut builder = ureq::http::Request::builder()
+            .method(request.method.as_str())
+            .uri(&request.url);
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let sent = if request.body.is_empty() {
+            builder.body(()).map(|r| agent.run(r))
+        } else {
+            builder.body(request.body).map(|r| agent.run(r))
+        };
+        let mut response = sent
+            .map_err(|e| TransportError::with_source(format!("{what}: bad request"), e))?
+            .map_err(|e| TransportError::with_source(format!("{what}: {e}"), e))?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let mut body = Vec::new();
+        response
+            .body_mut()
+            .as_reader()
+            .read_to_end(&mut body)
+            .map_err(|e| TransportError::with_source(format!("{what}: reading the body"), e))?;
+        Ok(storage::s3::HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
