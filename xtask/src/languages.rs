@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use crate::{root, step};
+use crate::{apt_install, root, step};
 
 /// wit-bindgen's command line, the same version as the Rust guest bindings (Cargo.toml).
 const WIT_BINDGEN_VERSION: &str = "0.63.0";
@@ -248,28 +248,9 @@ fn clang() -> Result<(), String> {
     if works("clang", &["--version"]) && works("wasm-ld", &["--version"]) && sysroot {
         return Ok(());
     }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let apt = |args: &[&str]| {
-        let mut cmd = if is_root {
-            Command::new("apt-get")
-        } else {
-            let mut sudo = Command::new("sudo");
-            sudo.arg("apt-get");
-            sudo
-        };
-        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        cmd
-    };
-    step(
-        "apt-get update (for the C toolchain)",
-        &mut apt(&["update", "-qq"]),
-    )?;
-    step(
-        "installing clang, lld, wasi-libc and libclang-rt-dev-wasm32 (C plugins)",
-        &mut apt(&["install", "-y", "-qq", "clang", "lld", "wasi-libc", "libclang-rt-dev-wasm32"]),
+    apt_install(
+        "the C plugins",
+        &["clang", "lld", "wasi-libc", "libclang-rt-dev-wasm32"],
     )
     .map_err(|e| format!("{e}: the C plugins need Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32 (install them, then run again)"))
 }

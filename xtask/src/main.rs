@@ -405,6 +405,14 @@ fn registry_servers() -> Result<(), String> {
     if !missing {
         return Ok(());
     }
+    apt_install(
+        "the registry test servers",
+        &["docker-registry", "apache2-utils", "skopeo"],
+    )
+}
+
+/// `apt-get update` then `apt-get install -y PACKAGES`, through sudo only when not root.
+pub(crate) fn apt_install(purpose: &str, packages: &[&str]) -> Result<(), String> {
     let root = Command::new("id")
         .arg("-u")
         .output()
@@ -421,18 +429,14 @@ fn registry_servers() -> Result<(), String> {
         cmd
     };
     step(
-        "apt-get update (for the registry test servers)",
+        &format!("apt-get update (for {purpose})"),
         &mut apt(&["update", "-qq"]),
     )?;
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend_from_slice(packages);
     step(
-        "installing docker-registry, apache2-utils and skopeo (registry tests)",
-        &mut apt(&[
-            "install",
-            "-y",
-            "docker-registry",
-            "apache2-utils",
-            "skopeo",
-        ]),
+        &format!("installing {} ({purpose})", packages.join(", ")),
+        &mut apt(&install),
     )
 }
 
