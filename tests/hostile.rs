@@ -94,6 +94,17 @@ async fn each_hostile_plugin_fails_its_request_by_the_failure_policy() {
             "{attack}: {warning}"
         );
     }
+    // The memory bomb's allocation failure went to its stderr, which lands in the host's log
+    // tagged with the binding and the stream.
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("memory allocation of") && l.contains("memory-bomb-fail"))
+        .unwrap_or_else(|| panic!("the plugin's stderr is in the log:\n{log}"));
+    assert!(
+        line.contains(r#"stream="stderr""#),
+        "tagged with the stream: {line}"
+    );
     let (_, metrics) = server.get_text("/metrics").await;
     for kind in ["timeout", "memory_limit", "trap", "malformed_output"] {
         assert!(

@@ -194,8 +194,10 @@ struct Samples {
     /// Open loop: requests sent after their scheduled time because their connection was busy.
     queued: u64,
     first_error: Option<String>,
-    /// CPU time the server's threads spent during the measurement (closed loop only).
+    /// CPU time the server's and the load generator's threads spent during the measurement
+    /// (closed loop only).
     server_cpu: Duration,
+    client_cpu: Duration,
 }
 
 impl Samples {
@@ -205,6 +207,7 @@ impl Samples {
         self.errors += other.errors;
         self.queued += other.queued;
         self.server_cpu += other.server_cpu;
+        self.client_cpu += other.client_cpu;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -456,7 +459,7 @@ fn threads_cpu(name: &str) -> Duration {
 
 /// Closed loop: every connection sends its next request as soon as the previous one is answered.
 async fn closed_loop(clients: &[reqwest::Client], target: &Target, duration: Duration) -> Samples {
-    let cpu_before = threads_cpu("bench-server");
+    let cpu_before = (threads_cpu("bench-server"), threads_cpu("bench-client"));
     let start = Instant::now();
     let end = start + duration;
     let tasks: Vec<_> = clients
@@ -487,7 +490,8 @@ async fn closed_loop(clients: &[reqwest::Client], target: &Target, duration: Dur
         all.merge(samples);
     }
     all.elapsed = last - start;
-    all.server_cpu = threads_cpu("bench-server").saturating_sub(cpu_before);
+    all.server_cpu = threads_cpu("bench-server").saturating_sub(cpu_before.0);
+    all.client_cpu = threads_cpu("bench-client").saturating_sub(cpu_before.1);
     all
 }
 
@@ -901,6 +905,22 @@ fn run() -> anyhow::Result<()> {
         Ok(())
     })?;
 
+    if let Ok(only) = std::env::var("CORBEL_BENCH_ONLY") {
+        // For profilers: only the closed loop of one policy, for CORBEL_BENCH_SECONDS.
+        let target = match only.as_str() {
+            "wasm" => &wasm_target,
+            "native" => &native_target,
+            other => anyhow::bail!("CORBEL_BENCH_ONLY={other:?}: expected wasm or native"),
+        };
+        let samples = client_rt.block_on(closed_loop(
+            &clients[..opts.concurrency],
+            target,
+            Duration::from_secs_f64(opts.http_secs),
+        ));
+        header("req/s");
+        row(&only, &samples);
+        return Ok(());
+    }
     let each = Duration::from_secs_f64(opts.http_secs);
     let open_clients = &clients[..opts.connections];
     let closed_clients = &clients[..opts.concurrency];
@@ -954,13 +974,19 @@ fn run() -> anyhow::Result<()> {
         (each / 2).as_secs_f64()
     );
     row("healthz", &floor);
-    let cpu_per_request =
-        |s: &Samples| s.server_cpu.as_secs_f64() * 1e6 / s.latencies.len().max(1) as f64;
+    let per_request =
+        |cpu: Duration, s: &Samples| cpu.as_secs_f64() * 1e6 / s.latencies.len().max(1) as f64;
     println!(
         "   server CPU per request: wasm {:.1} µs, native {:.1} µs, healthz {:.1} µs (from /proc, 10 ms ticks)",
-        cpu_per_request(&closed_wasm),
-        cpu_per_request(&closed_native),
-        cpu_per_request(&floor)
+        per_request(closed_wasm.server_cpu, &closed_wasm),
+        per_request(closed_native.server_cpu, &closed_native),
+        per_request(floor.server_cpu, &floor)
+    );
+    println!(
+        "   client CPU per request: wasm {:.1} µs, native {:.1} µs, healthz {:.1} µs (the load generator, same process)",
+        per_request(closed_wasm.client_cpu, &closed_wasm),
+        per_request(closed_native.client_cpu, &closed_native),
+        per_request(floor.client_cpu, &floor)
     );
 
     // 5. Summary.

@@ -472,10 +472,6 @@ impl Plugin {
             .map_err(|_| SandboxError::Busy(limits.timeout, self.max_instances))?
             .expect("the slot semaphore is never closed");
         let deadline = Instant::now() + limits.timeout;
-        let wasi = WasiCtx::builder()
-            .stdout(output::LogStream::new(log.clone(), "stdout"))
-            .stderr(output::LogStream::new(log.clone(), "stderr"))
-            .build();
         let hooks = match &context {
             Some(context) => Hooks {
                 grants: context.grants.http.clone().into(),
@@ -484,7 +480,7 @@ impl Plugin {
             None => Hooks::deny_all(Arc::from(self.name.as_str())),
         };
         let sandbox = Sandbox {
-            wasi,
+            wasi: None,
             http: WasiHttpCtx::new(),
             hooks,
             controller: context.map(Box::new),
@@ -576,7 +572,9 @@ const LOG_RECORDS_PER_CALL: u32 = 1000;
 /// The state of one sandbox: WASI with nothing in it, the log, the memory cap, and for a
 /// controller's reconcile the capabilities its grants allow.
 pub struct Sandbox {
-    wasi: WasiCtx,
+    /// Built on the plugin's first WASI call: most policies make none, and building the context
+    /// (random-number generators, clocks, streams) is a measurable part of a request's cost.
+    wasi: Option<WasiCtx>,
     http: WasiHttpCtx,
     hooks: Hooks,
     /// Absent outside `reconcile`/`cleanup`: every capability call is then refused.
@@ -590,7 +588,12 @@ pub struct Sandbox {
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| {
+                WasiCtx::builder()
+                    .stdout(output::LogStream::new(self.log.clone(), "stdout"))
+                    .stderr(output::LogStream::new(self.log.clone(), "stderr"))
+                    .build()
+            }),
             table: &mut self.table,
         }
     }

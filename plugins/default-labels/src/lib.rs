@@ -40,7 +40,7 @@ impl Policy for DefaultLabels {
         if !matches!(request.operation, Operation::Create | Operation::Update) {
             return Ok(Verdict::allow());
         }
-        let Some(object) = &request.object else {
+        let Some(object) = request.object() else {
             return Ok(Verdict::allow());
         };
         let present = labels(object);

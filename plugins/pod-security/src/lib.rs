@@ -123,14 +123,13 @@ impl Policy for PodSecurity {
             Some(_) => return Ok(Verdict::allow()),
         }
         let object = request
-            .object
-            .as_ref()
+            .object()
             .ok_or_else(|| Error::new(format!("the {kind} request carries no object")))?;
 
         if is_pod && request.operation == Operation::Update {
             // Like PSA: an update that changes nothing the policy depends on (only the images
             // and new ephemeral containers can change) is admitted without evaluation.
-            if let Some(old) = &request.old_object
+            if let Some(old) = request.old_object()
                 && !is_significant_pod_update(object, old)
             {
                 return Ok(Verdict::allow());

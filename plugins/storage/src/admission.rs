@@ -173,13 +173,13 @@ pub fn validate(request: &Request) -> Verdict {
 }
 
 fn validate_bucket(request: &Request) -> Result<(), String> {
-    let Some(object) = &request.object else {
+    let Some(object) = request.object() else {
         return Ok(());
     };
     let name = metadata_name(object);
     let new: BucketSpec = spec(object, "Bucket")?;
     if request.operation == Operation::Update
-        && let Some(old_object) = &request.old_object
+        && let Some(old_object) = request.old_object()
         && let Ok(old) = spec::<BucketSpec>(old_object, "Bucket")
     {
         let old_name = old.effective_name(metadata_name(old_object));
@@ -202,7 +202,7 @@ fn validate_bucket(request: &Request) -> Result<(), String> {
 }
 
 fn validate_store(request: &Request) -> Result<(), String> {
-    let Some(object) = &request.object else {
+    let Some(object) = request.object() else {
         return Ok(());
     };
     check_object_store(&spec(object, "ObjectStore")?)
