@@ -217,3 +217,44 @@ async fn memory_comes_back_after_memory_bombs() {
         json!(true)
     );
 }
+
+/// With every sandbox slot taken (here the only one, by an endless loop), a request waits for a
+/// slot at most its binding's timeout and is then answered by the failure policy, naming the
+/// cause; once the slot comes back, requests run again.
+#[tokio::test]
+async fn a_request_that_finds_every_sandbox_busy_fails_by_its_policy() {
+    let bindings = binding(
+        "loop",
+        "hostile",
+        "validate",
+        r#"{"attack": "infinite-loop"}"#,
+        "timeout: 2s",
+    ) + &binding(
+        "good",
+        "require_labels",
+        "validate",
+        r#"{"labels": ["team"]}"#,
+        "timeout: 200ms",
+    );
+    let server = Server::start(&bindings, "maxInstances: 1").await;
+    let request = review("configmap-labelled");
+    let (looped, busy) = tokio::join!(server.admit("/validate/loop", &request), async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        server.admit("/validate/good", &request).await
+    });
+    assert!(
+        looped["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("timed out after 2s")),
+        "{looped}"
+    );
+    assert_eq!(busy["allowed"], false, "{busy}");
+    assert_eq!(busy["status"]["code"], 500, "{busy}");
+    let message = busy["status"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no sandbox slot became free within 200ms (all 1 are busy)"),
+        "{message}"
+    );
+    let after = server.admit("/validate/good", &request).await;
+    assert_eq!(after["allowed"], true, "{after}");
+}

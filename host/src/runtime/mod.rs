@@ -467,10 +467,15 @@ impl Plugin {
         log: &Arc<LogContext>,
         context: Option<CallContext>,
     ) -> Result<Call_, SandboxError> {
-        let permit = tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned())
-            .await
-            .map_err(|_| SandboxError::Busy(limits.timeout, self.max_instances))?
-            .expect("the slot semaphore is never closed");
+        // A free slot is the common case: take it without arming a timer (registering and
+        // cancelling one in tokio's timer wheel costs more than the rest of this function).
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(limits.timeout, self.slots.clone().acquire_owned())
+                .await
+                .map_err(|_| SandboxError::Busy(limits.timeout, self.max_instances))?
+                .expect("the slot semaphore is never closed"),
+        };
         let deadline = Instant::now() + limits.timeout;
         let hooks = match &context {
             Some(context) => Hooks {
