@@ -215,3 +215,58 @@ fn inspect_explains_what_a_file_is_when_it_is_not_a_component() {
         assert!(stderr.contains(message), "{stderr}");
     }
 }
+
+/// `corbel eval` (and `corbel test`) keep the compiled component in the plugin cache
+/// (`$XDG_CACHE_HOME/corbel`), so a large component compiles once per version; a damaged
+/// artifact is noticed, compiled again and replaced, never loaded.
+#[test]
+fn eval_compiles_through_the_cache_and_mends_a_damaged_artifact() {
+    let cache = tempfile::tempdir().unwrap();
+    let labels = plugin("require_labels");
+    let eval = || {
+        let output = Command::new(bin())
+            .args(["eval", "--plugin", labels.to_str().unwrap()])
+            .args(["--settings", r#"{"labels":["team"]}"#])
+            .args(["--request", &fixture("configmap-unlabelled")])
+            .env("XDG_CACHE_HOME", cache.path())
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let review = stdout_json(&output);
+        assert_eq!(review["response"]["allowed"], false, "{review}");
+    };
+    let artifacts = || -> Vec<std::path::PathBuf> {
+        let compiled = cache.path().join("corbel/compiled");
+        std::fs::read_dir(&compiled)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .flat_map(|engine| std::fs::read_dir(engine.path()).unwrap().flatten())
+            .map(|entry| entry.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect()
+    };
+
+    eval();
+    let stored = artifacts();
+    assert_eq!(stored.len(), 1, "one compiled artifact: {stored:?}");
+    let intact = std::fs::read(&stored[0]).unwrap();
+    let written = || std::fs::metadata(&stored[0]).unwrap().modified().unwrap();
+    let first = written();
+
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    eval();
+    assert_eq!(
+        written(),
+        first,
+        "the second run loaded the artifact, not rewrote it"
+    );
+
+    std::fs::write(&stored[0], &intact[..intact.len() / 2]).unwrap();
+    eval();
+    assert_eq!(
+        std::fs::read(&stored[0]).unwrap(),
+        intact,
+        "the truncated artifact was compiled again and replaced"
+    );
+}

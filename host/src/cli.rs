@@ -17,7 +17,8 @@ use kube_core::DynamicObject;
 use crate::admission::bindings::BindingSet;
 use crate::admission::{self, AdmissionReview, Binding, FailurePolicy, Mode};
 use crate::api::{self, AppState};
-use crate::config::{Config, parse_quantity};
+use crate::config::{Config, RegistryConfig, parse_quantity};
+use crate::registry::plugins::Loader;
 use crate::runtime::{Limits, Runtime, RuntimeConfig, inspect};
 use crate::telemetry::{LogFormat, init_logging};
 use crate::tls;
@@ -636,9 +637,9 @@ async fn eval(
         max_instances: 4,
         max_memory: limits.memory.max(64 << 20),
     })?;
-    let loaded = runtime
-        .load_file(&plugin)
-        .with_context(|| format!("failed to load {}", plugin.display()))?;
+    let loaded = Loader::for_files(&RegistryConfig::default().cache_dir())
+        .load(&runtime, &plugin)
+        .map_err(|e| anyhow::anyhow!("failed to load {}: {e}", plugin.display()))?;
     let binding = Binding::new(
         "eval",
         Arc::new(loaded),

@@ -17,6 +17,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::admission::{self, AdmissionReview, Binding, BindingError, FailurePolicy, Mode};
+use crate::config::RegistryConfig;
+use crate::registry::plugins::Loader;
 use crate::runtime::{Limits, Plugin, Runtime, RuntimeConfig};
 
 /// The suite file's name inside DIR.
@@ -103,9 +105,9 @@ pub(crate) async fn run(
         max_memory: 256 << 20,
     })?;
     let started = Instant::now();
-    let loaded = runtime
-        .load_file(&plugin_path)
-        .with_context(|| format!("failed to load {}", plugin_path.display()))?;
+    let loaded = Loader::for_files(&RegistryConfig::default().cache_dir())
+        .load(&runtime, &plugin_path)
+        .map_err(|e| anyhow::anyhow!("failed to load {}: {e}", plugin_path.display()))?;
     println!(
         "corbel test {}: {} case{} against {} (loaded in {} ms)",
         dir.display(),

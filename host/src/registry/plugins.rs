@@ -267,6 +267,20 @@ impl Loader {
         }
     }
 
+    /// For commands that load plugin files without a configuration (`corbel eval`, `corbel test`):
+    /// compiled artifacts through the cache at `cache_dir`, so a large component (a JavaScript or
+    /// Python one takes seconds to compile) is compiled once per version. A cache that cannot be
+    /// opened is not an error: every file is then compiled.
+    pub fn for_files(cache_dir: &std::path::Path) -> Self {
+        match Cache::open(cache_dir) {
+            Ok(cache) => Self::new(cache, LockFile::default()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the plugin cache cannot be opened: compiling without it");
+                Self::uncached()
+            }
+        }
+    }
+
     /// Opens the cache and reads the lock file named by the settings.
     pub fn open(settings: &Settings) -> Result<Self> {
         Ok(Self::new(
