@@ -98,6 +98,16 @@ async fn push_writes_the_cncf_wasm_layout_and_skopeo_reads_it_back() {
     let inspect: Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(inspect["manifestDigest"], digest);
     assert_eq!(inspect["layout"], "WasmV0");
+    let exports = inspect["config"]["component"]["exports"].to_string();
+    assert!(
+        exports.contains("corbel:plugin/admission@0.1.0"),
+        "the config names the exports: {inspect}"
+    );
+    let text = ok(&ws.corbel(&["inspect", &registry.reference("policies/require-labels:v1")]));
+    assert!(
+        text.contains("exports:\n  corbel:plugin/admission@0.1.0"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -366,6 +366,8 @@ async fn inspect_target(target: &str, json: bool, args: &RegistryArgs) -> anyhow
         .resolve(&parsed)
         .await
         .with_context(|| format!("failed to resolve {target}"))?;
+    let config = registry.wasm_config(&parsed, &resolved).await?;
+    let component = config.as_ref().and_then(|c| c.component.as_ref());
     let signatures = registry
         .signatures(&parsed, &resolved.manifest_digest)
         .await?;
@@ -392,6 +394,7 @@ async fn inspect_target(target: &str, json: bool, args: &RegistryArgs) -> anyhow
                 "layout": resolved.layout,
                 "manifest": resolved.manifest,
                 "component": resolved.layer,
+                "config": config,
                 "signatures": verdicts,
             }))?
         );
@@ -413,6 +416,22 @@ async fn inspect_target(target: &str, json: bool, args: &RegistryArgs) -> anyhow
     );
     for (key, value) in &resolved.manifest.annotations {
         println!("  {key}: {value}");
+    }
+    match component {
+        Some(info) => {
+            if let Some(world) = &info.target {
+                println!("world:     {world}");
+            }
+            for (what, names) in [("imports", &info.imports), ("exports", &info.exports)] {
+                println!("{what}:");
+                for name in names {
+                    println!("  {name}");
+                }
+            }
+        }
+        None => println!(
+            "imports and exports: not recorded in the artifact's config (pull it and run `corbel inspect FILE`)"
+        ),
     }
     if verdicts.is_empty() {
         println!("signatures: none");

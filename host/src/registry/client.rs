@@ -314,6 +314,31 @@ impl Registry {
         Ok(bytes)
     }
 
+    /// The artifact's Wasm config (what the component imports and exports, its world), when the
+    /// manifest is of the CNCF layout and its config says so. `None` for the older layout or a
+    /// config without a `component` entry; an unreadable config is an error.
+    pub async fn wasm_config(
+        &self,
+        reference: &Reference,
+        resolved: &Resolved,
+    ) -> Result<Option<artifact::WasmConfig>, RegistryError> {
+        if resolved.layout != artifact::Layout::WasmV0 {
+            return Ok(None);
+        }
+        let bytes = self
+            .small_blob(reference, &resolved.manifest.config)
+            .await?;
+        let config: artifact::WasmConfig =
+            serde_json::from_slice(&bytes).map_err(|e| RegistryError::Registry {
+                reference: reference.whole(),
+                why: format!(
+                    "its config {} is not a Wasm config: {e}",
+                    resolved.manifest.config.digest
+                ),
+            })?;
+        Ok(Some(config))
+    }
+
     /// The signatures stored for a manifest under cosign's `sha256-<hex>.sig` tag: each
     /// `(payload, base64 signature)`. None when the tag does not exist.
     pub async fn signatures(
