@@ -33,6 +33,7 @@
 //! | `CORBEL_BENCH_SERVER_THREADS` | 2 | worker threads of the server's tokio runtime |
 //! | `CORBEL_BENCH_CLIENT_THREADS` | 2 | worker threads of the load generator's tokio runtime |
 //! | `CORBEL_BENCH_PLUGIN` | `target/wasm32-wasip2/plugin/require_labels.wasm` | the component |
+//! | `CORBEL_BENCH_ONLY` | unset | `wasm` or `native`: only that policy's closed loop, for profilers |
 //!
 //! The load generator is reqwest over HTTP/1.1 keep-alive, one `Client` (so one connection) per
 //! connection slot: the host's own `hyper` dependency does not enable the `client` feature.
@@ -194,9 +195,9 @@ struct Samples {
     /// Open loop: requests sent after their scheduled time because their connection was busy.
     queued: u64,
     first_error: Option<String>,
-    /// CPU time the server's and the load generator's threads spent during the measurement
-    /// (closed loop only).
+    /// CPU time the server's threads spent during the measurement (closed loop only).
     server_cpu: Duration,
+    /// CPU time the load generator's threads spent during the measurement (closed loop only).
     client_cpu: Duration,
 }
 
