@@ -59,6 +59,9 @@ enum Command {
     ///
     /// Exits 0 when the plugin evaluated the request, whatever its verdict; non-zero with a message
     /// on standard error when it could not (bad input, plugin failure).
+    ///
+    /// The compiled component is kept in the plugin cache ($XDG_CACHE_HOME/corbel, else
+    /// ~/.cache/corbel), so a large component compiles once.
     Eval {
         /// The plugin component (.wasm).
         #[arg(long)]
@@ -88,6 +91,9 @@ enum Command {
     /// DIR holds one case per *.yaml file (an AdmissionReview, settings, the expected verdict,
     /// message pattern and patch) and optionally corbel-test.yaml with the plugin and defaults;
     /// see docs/testing.md. Exits non-zero when any case fails.
+    ///
+    /// The compiled component is kept in the plugin cache ($XDG_CACHE_HOME/corbel, else
+    /// ~/.cache/corbel), so a large component compiles once.
     Test {
         /// The folder of cases.
         dir: PathBuf,
