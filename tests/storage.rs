@@ -12,8 +12,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use corbel_e2e::garage::{Garage, UreqTransport};
-use corbel_e2e::probes::{condition, resource};
-use corbel_e2e::{Embedded, binding, plugin, root};
+use corbel_e2e::probes::{condition, create_crd_file, resource};
+use corbel_e2e::{Embedded, binding, plugin};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use storage::s3::{Client, CorsRule, Credentials, LifecycleRule};
@@ -80,20 +80,12 @@ impl Setup {
         };
         let embedded = Embedded::start(&bindings, &controllers, None).await;
         let client = embedded.client().await;
-        let crds: Api<DynamicObject> = Api::all_with(
-            client.clone(),
-            &resource(
-                "apiextensions.k8s.io",
-                "v1",
-                "CustomResourceDefinition",
-                "customresourcedefinitions",
-            ),
-        );
         for kind in ["objectstores", "buckets"] {
-            let path = root().join(format!("deploy/crds/{kind}.storage.corbel.dev.yaml"));
-            let crd: DynamicObject =
-                serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-            crds.create(&PostParams::default(), &crd).await.unwrap();
+            create_crd_file(
+                &client,
+                &format!("deploy/crds/{kind}.storage.corbel.dev.yaml"),
+            )
+            .await;
         }
         let setup = Setup { embedded, client };
         if let Some(garage) = garage {

@@ -27,8 +27,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use corbel_e2e::garage::{Garage, UreqTransport};
-use corbel_e2e::probes::{condition, resource};
-use corbel_e2e::{Embedded, binding, plugin, root};
+use corbel_e2e::probes::{condition, create_crd_file, resource};
+use corbel_e2e::{Embedded, binding, plugin};
 use futures::StreamExt as _;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -176,20 +176,12 @@ async fn main() {
             &resource(group, version, kind, plural),
         )
     };
-    let crds: Api<DynamicObject> = Api::all_with(
-        client.clone(),
-        &resource(
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-        ),
-    );
     for kind in ["objectstores", "buckets"] {
-        let path = root().join(format!("deploy/crds/{kind}.storage.corbel.dev.yaml"));
-        let crd: DynamicObject =
-            serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        crds.create(&PostParams::default(), &crd).await.unwrap();
+        create_crd_file(
+            &client,
+            &format!("deploy/crds/{kind}.storage.corbel.dev.yaml"),
+        )
+        .await;
     }
     corbel_e2e::probes::create_crd(&client).await;
     let create = |api: Api<DynamicObject>, object: serde_json::Value| async move {

@@ -21,6 +21,11 @@ pub fn probes(client: &kube::Client) -> Api<DynamicObject> {
 
 /// Creates the `Probe` CRD (tests/data/kube/probes-crd.yaml).
 pub async fn create_crd(client: &kube::Client) {
+    create_crd_file(client, "tests/data/kube/probes-crd.yaml").await;
+}
+
+/// Creates the CustomResourceDefinition in `path` (relative to the workspace root).
+pub async fn create_crd_file(client: &kube::Client, path: &str) {
     let crds: Api<DynamicObject> = Api::all_with(
         client.clone(),
         &resource(
@@ -30,8 +35,7 @@ pub async fn create_crd(client: &kube::Client) {
             "customresourcedefinitions",
         ),
     );
-    let text =
-        std::fs::read_to_string(crate::root().join("tests/data/kube/probes-crd.yaml")).unwrap();
+    let text = std::fs::read_to_string(crate::root().join(path)).unwrap();
     let crd: DynamicObject = serde_yaml_ng::from_str(&text).unwrap();
     crds.create(&PostParams::default(), &crd).await.unwrap();
 }
