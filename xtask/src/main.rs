@@ -76,7 +76,7 @@ tasks:
   test     build the plugins and the host, then run every test (extra args go to cargo test)
   plugins  build every plugin component (Rust, JavaScript, Python, C) into target/wasm32-wasip2/plugin/
   bench    run the admission benchmark (cargo bench -p corbel --bench admission)
-  crds     write deploy/crds/*.yaml from the storage plugin's Rust types
+  crds     write deploy/crds/*.yaml from the controller plugins' Rust types (storage, gateway)
 ";
 
 fn root() -> PathBuf {
@@ -473,13 +473,17 @@ fn bench(extra: &[String]) -> Result<(), String> {
     )
 }
 
-/// Writes the storage CRDs (`deploy/crds/`) from the plugin's types; a test in the plugin fails
+/// Writes the controller plugins' CRDs (`deploy/crds/`) from their types; a test in each plugin fails
 /// when the committed files fall behind.
 fn crds() -> Result<(), String> {
-    step(
-        "writing deploy/crds from plugins/storage/src/api.rs",
-        cargo()
-            .args(["run", "-q", "-p", "storage", "--example", "crds", "--"])
-            .arg(root().join("deploy/crds")),
-    )
+    // Each controller plugin generates the CRDs of its own kinds from its Rust types.
+    for plugin in ["storage", "gateway"] {
+        step(
+            &format!("writing deploy/crds from plugins/{plugin}/src/api.rs"),
+            cargo()
+                .args(["run", "-q", "-p", plugin, "--example", "crds", "--"])
+                .arg(root().join("deploy/crds")),
+        )?;
+    }
+    Ok(())
 }

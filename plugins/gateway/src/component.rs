@@ -1,0 +1,82 @@
+//! The component's side: the [`Controller`] the SDK exports, and the [`Cluster`] it builds from
+//! the host's `resources` capability.
+
+// Natively (unit tests, `cargo xtask crds`) nothing is exported, so the glue is unused there.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+use corbel_sdk::{
+    CapabilityError, Controller, Error, GroupVersionKind, Object, Outcome, ReconcileError, Request,
+    Verdict, export_controller, resources,
+};
+use serde_json::Value;
+
+use crate::reconcile::{self, Cluster};
+use crate::{admission, api};
+
+struct Gateway;
+
+impl Controller for Gateway {
+    type Settings = serde_json::Value;
+
+    const MANIFEST: &'static str = crate::MANIFEST;
+
+    fn validate_settings(_settings: &Value) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn reconcile(object: &Object, _settings: &Value) -> Result<Outcome, ReconcileError> {
+        match object.0["kind"].as_str().unwrap_or_default() {
+            "Gateway" => reconcile::gateway(object, &HostCluster),
+            "Route" => reconcile::route(object, &HostCluster),
+            other => Err(ReconcileError::permanent(
+                "UnknownKind",
+                format!("the gateway controller reconciles Gateway and Route, not {other:?}"),
+            )),
+        }
+    }
+
+    fn cleanup(_object: &Object, _settings: &Value) -> Result<Outcome, ReconcileError> {
+        // The XdsSnapshot is the Gateway's child and goes with it; a deleted Route changes the
+        // Gateway's snapshot through the Route watch.
+        Ok(Outcome::default())
+    }
+
+    fn validate(request: &Request, _settings: &Value) -> Result<Verdict, Error> {
+        Ok(admission::validate(request))
+    }
+}
+
+export_controller!(Gateway);
+
+struct HostCluster;
+
+fn gvk(kind: &str) -> GroupVersionKind {
+    let (group, version) = if kind == reconcile::SNAPSHOT_KIND {
+        ("xds.corbel.dev", "v1alpha1")
+    } else {
+        (api::GROUP, api::VERSION)
+    };
+    GroupVersionKind {
+        group: group.into(),
+        version: version.into(),
+        kind: kind.into(),
+    }
+}
+
+impl Cluster for HostCluster {
+    fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, CapabilityError> {
+        resources::get(&gvk(kind), None, name)
+    }
+
+    fn list(&self, kind: &str) -> Result<Vec<Value>, CapabilityError> {
+        resources::list(&gvk(kind), None, None)
+    }
+
+    fn create(&self, object: &Value) -> Result<Value, CapabilityError> {
+        resources::create(object)
+    }
+
+    fn update(&self, object: &Value) -> Result<Value, CapabilityError> {
+        resources::update(object)
+    }
+}

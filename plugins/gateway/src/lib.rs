@@ -1,0 +1,51 @@
+//! Corbel gateway controller: the API-management domain. `Gateway`, `Route`, `Consumer` and
+//! `ConsumeRoute` objects (group `gateway.corbel.dev`, [`api`]) are translated into Envoy
+//! configuration ([`translate`]) that the host's generic xDS server serves to the Gateway's
+//! instances; the same component validates them when bound as a validating policy
+//! ([`admission`]).
+//!
+//! - [`api`]: the kinds, as serde types (and natively as kube `CustomResource`s, [`crd`]).
+//! - [`translate`]: kinds in, Envoy resources (proto-JSON) and per-Route results out.
+//! - [`reconcile`]: what a reconcile decides, over a [`reconcile::Cluster`].
+//! - [`MANIFEST`] here; the SDK glue in `component`.
+
+pub mod admission;
+pub mod api;
+mod component;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod crd;
+pub mod reconcile;
+pub mod translate;
+
+/// The controller's manifest. The Gateway owns its `XdsSnapshot` (the host's xDS server serves
+/// it, and writes Envoy's ACKs and NACKs into its status, which reconciles the Gateway again); a
+/// change to a Route or Consumer of a Gateway reconciles the Gateway, which rebuilds the whole
+/// snapshot. Routes are reconciled for their own status: a ConsumeRoute change reconciles its
+/// Route, whose `status.consumers` then changes, which reconciles the Gateway (ConsumeRoutes
+/// name no Gateway, so this is their path to it). A Gateway change (its `rejectedRoutes`)
+/// reconciles its Routes.
+pub const MANIFEST: &str = r#"
+reconciles:
+  - apiVersion: gateway.corbel.dev/v1alpha1
+    kind: Gateway
+    owns:
+      - {apiVersion: xds.corbel.dev/v1alpha1, kind: XdsSnapshot}
+    watches:
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Route, parentField: spec.gatewayRef.name}
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Consumer, parentField: spec.gatewayRef.name}
+  - apiVersion: gateway.corbel.dev/v1alpha1
+    kind: Route
+    watches:
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Gateway, referencedBy: spec.gatewayRef.name}
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: ConsumeRoute, parentField: spec.routeRef.name}
+capabilities:
+  resources:
+    read:
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Gateway}
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Route}
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Consumer}
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: ConsumeRoute}
+      - {apiVersion: xds.corbel.dev/v1alpha1, kind: XdsSnapshot}
+    write:
+      - {apiVersion: xds.corbel.dev/v1alpha1, kind: XdsSnapshot}
+"#;

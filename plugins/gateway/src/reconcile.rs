@@ -1,0 +1,431 @@
+//! What a reconcile decides, over a [`Cluster`] (the host's `resources` capability in the
+//! component, a map in tests).
+//!
+//! A **Gateway** reconcile reads every Route, Consumer and ConsumeRoute of its namespace,
+//! translates them ([`crate::translate`]) and writes the result as its `XdsSnapshot` child: the
+//! host's generic xDS server serves that object to the node group, and writes into its status the
+//! version served, the version the instances acknowledged, and what they refused. A refusal names
+//! the Routes that changed since the last accepted version; the Gateway keeps them in
+//! `status.rejectedRoutes` (so the refusal survives the next, accepted, version) and leaves them
+//! out, so the others keep being served and updated.
+//!
+//! A **Route** reconcile runs the same translation to learn what became of it: served at a URL
+//! with its admitted consumers, or blocked with the reason (missing Gateway, path conflict,
+//! refused by Envoy, …). It writes nothing but its status.
+
+use std::collections::BTreeMap;
+
+use corbel_sdk::controller::Status;
+use corbel_sdk::{CapabilityError, Object, Outcome, ReconcileError};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::api::{self, Driver, GatewayStatus, RejectedRoute};
+use crate::translate::{self, Inputs, Named, RouteResult};
+
+pub const SNAPSHOT_API_VERSION: &str = "xds.corbel.dev/v1alpha1";
+pub const SNAPSHOT_KIND: &str = "XdsSnapshot";
+
+/// The objects a reconcile reads and the snapshot it writes, in the reconciled object's namespace.
+pub trait Cluster {
+    fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, CapabilityError>;
+    fn list(&self, kind: &str) -> Result<Vec<Value>, CapabilityError>;
+    fn create(&self, object: &Value) -> Result<Value, CapabilityError>;
+    fn update(&self, object: &Value) -> Result<Value, CapabilityError>;
+}
+
+fn capability(what: &str, e: CapabilityError) -> ReconcileError {
+    ReconcileError::transient("CapabilityFailed", format!("failed to {what}: {e}"))
+}
+
+fn named<T: DeserializeOwned>(object: &Value) -> Option<Named<T>> {
+    let metadata = &object["metadata"];
+    Some(Named {
+        name: metadata["name"].as_str()?.to_string(),
+        created: metadata["creationTimestamp"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        generation: metadata["generation"].as_i64().unwrap_or(1),
+        spec: serde_json::from_value(object.get("spec").cloned().unwrap_or_default()).ok()?,
+    })
+}
+
+fn all<T: DeserializeOwned>(
+    cluster: &dyn Cluster,
+    kind: &str,
+) -> Result<Vec<Named<T>>, ReconcileError> {
+    Ok(cluster
+        .list(kind)
+        .map_err(|e| capability(&format!("list {kind}s"), e))?
+        .iter()
+        // An object whose spec does not parse was admitted before admission was bound; it
+        // cannot be served, and the others must not suffer for it.
+        .filter_map(named)
+        .collect())
+}
+
+/// The Gateway's inputs, with what Envoy refused so far.
+fn inputs(
+    cluster: &dyn Cluster,
+    namespace: &str,
+    gateway: Named<api::GatewaySpec>,
+    status: &GatewayStatus,
+    snapshot: Option<&Value>,
+) -> Result<Inputs, ReconcileError> {
+    let routes: Vec<Named<api::RouteSpec>> = all(cluster, "Route")?
+        .into_iter()
+        .filter(|r: &Named<api::RouteSpec>| r.spec.gateway_ref.name == gateway.name)
+        .collect();
+    let consumers = all(cluster, "Consumer")?;
+    let grants = all(cluster, "ConsumeRoute")?;
+    let mut rejected = BTreeMap::new();
+    for r in &status.rejected_routes {
+        rejected.insert(translate::source(&r.name, r.generation), r.message.clone());
+    }
+    if let Some(refusal) = snapshot
+        .map(|s| &s["status"]["rejected"])
+        .filter(|r| r.is_object())
+    {
+        let message = refusal["message"].as_str().unwrap_or("refused").to_string();
+        for source in refusal["sources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            rejected.insert(source.to_string(), message.clone());
+        }
+    }
+    // Keep refusals of Routes that still exist at the refused generation.
+    rejected.retain(|source, _| {
+        routes
+            .iter()
+            .any(|r| translate::source(&r.name, r.generation) == *source)
+    });
+    Ok(Inputs {
+        namespace: namespace.to_string(),
+        gateway,
+        routes,
+        consumers,
+        grants,
+        rejected,
+    })
+}
+
+fn gateway_of(object: &Object) -> Result<Named<api::GatewaySpec>, ReconcileError> {
+    named(&object.0).ok_or_else(|| {
+        ReconcileError::permanent("InvalidSpec", "the Gateway's spec does not parse")
+    })
+}
+
+/// The node group a Gateway's instances announce (`node.cluster` in their bootstrap).
+pub fn node_group(namespace: &str, name: &str, spec: &api::GatewaySpec) -> String {
+    spec.node_group
+        .clone()
+        .unwrap_or_else(|| format!("{namespace}/{name}"))
+}
+
+pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, ReconcileError> {
+    let gateway = gateway_of(object)?;
+    if gateway.spec.driver == Driver::Kong {
+        return Err(ReconcileError::permanent(
+            "DriverNotImplemented",
+            "driver: kong is not implemented yet; use driver: envoy",
+        ));
+    }
+    let namespace = object.namespace().unwrap_or("default").to_string();
+    let status: GatewayStatus = serde_json::from_value(object.status().clone()).unwrap_or_default();
+    let existing = cluster
+        .get(SNAPSHOT_KIND, &gateway.name)
+        .map_err(|e| capability("read the XdsSnapshot", e))?;
+    let group = node_group(&namespace, &gateway.name, &gateway.spec);
+    let name = gateway.name.clone();
+    let inputs = inputs(cluster, &namespace, gateway, &status, existing.as_ref())?;
+    let translation = translate::translate(&inputs);
+    let spec = json!({
+        "nodeGroup": group,
+        "resources": translation.resources.iter().map(|r| json!({
+            "typeUrl": r.type_url,
+            "name": r.name,
+            "sources": r.sources,
+            "resource": r.resource,
+        })).collect::<Vec<_>>(),
+    });
+    let stored = match existing {
+        None => Some(
+            cluster
+                .create(&json!({
+                    "apiVersion": SNAPSHOT_API_VERSION,
+                    "kind": SNAPSHOT_KIND,
+                    "metadata": {"name": name},
+                    "spec": spec,
+                }))
+                .map_err(|e| capability("create the XdsSnapshot", e))?,
+        ),
+        Some(mut snapshot) if snapshot["spec"] != spec => {
+            snapshot["spec"] = spec;
+            Some(
+                cluster
+                    .update(&snapshot)
+                    .map_err(|e| capability("update the XdsSnapshot", e))?,
+            )
+        }
+        Some(snapshot) => Some(snapshot),
+    };
+    let snapshot_status = stored
+        .as_ref()
+        .map(|s| s["status"].clone())
+        .unwrap_or_default();
+    let rejected_routes: Vec<RejectedRoute> = inputs
+        .routes
+        .iter()
+        .filter_map(|r| {
+            inputs
+                .rejected
+                .get(&translate::source(&r.name, r.generation))
+                .map(|message| RejectedRoute {
+                    name: r.name.clone(),
+                    generation: r.generation,
+                    message: message.clone(),
+                })
+        })
+        .collect();
+    let served = translation
+        .routes
+        .values()
+        .filter(|r| matches!(r, RouteResult::Served { .. }))
+        .count();
+    let version = snapshot_status["version"].as_str().map(str::to_string);
+    let acknowledged = snapshot_status["acknowledgedVersion"]
+        .as_str()
+        .map(str::to_string);
+    let in_sync = version.is_some() && version == acknowledged;
+    let outcome = Outcome::default()
+        .status(json!({
+            "routes": served,
+            "consumers": translation.consumers,
+            "configVersion": version,
+            "acknowledgedVersion": acknowledged,
+            "rejectedRoutes": rejected_routes,
+        }))
+        .condition(
+            "Synced",
+            if in_sync {
+                Status::True
+            } else {
+                Status::Unknown
+            },
+            if in_sync { "Acknowledged" } else { "Waiting" },
+            if in_sync {
+                "the instances acknowledged the configuration last published".to_string()
+            } else {
+                "no instance has acknowledged the configuration last published yet".to_string()
+            },
+        );
+    Ok(outcome)
+}
+
+pub fn route(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, ReconcileError> {
+    let spec: api::RouteSpec = object.spec()?;
+    let gateway_name = &spec.gateway_ref.name;
+    let namespace = object.namespace().unwrap_or("default").to_string();
+    let Some(gateway_object) = cluster
+        .get("Gateway", gateway_name)
+        .map_err(|e| capability("read the Gateway", e))?
+    else {
+        return Err(ReconcileError::permanent(
+            "GatewayNotFound",
+            format!(
+                "Gateway {gateway_name:?} does not exist in namespace {namespace:?}; create it or fix spec.gatewayRef"
+            ),
+        ));
+    };
+    let gateway = gateway_of(&Object(gateway_object.clone()))?;
+    let status: GatewayStatus =
+        serde_json::from_value(gateway_object["status"].clone()).unwrap_or_default();
+    let inputs = inputs(cluster, &namespace, gateway, &status, None)?;
+    match translate::translate(&inputs).routes.remove(object.name()) {
+        Some(RouteResult::Served { url, consumers }) => {
+            Ok(Outcome::default().status(json!({"url": url, "consumers": consumers})))
+        }
+        Some(RouteResult::Blocked { reason, message }) => {
+            Err(ReconcileError::permanent(&reason, message))
+        }
+        // The list was read before this Route was stored: look again.
+        None => Err(ReconcileError::transient(
+            "NotListedYet",
+            "the Route is not among the Gateway's Routes yet",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Fake {
+        objects: RefCell<BTreeMap<(String, String), Value>>,
+    }
+
+    impl Fake {
+        fn put(&self, object: Value) {
+            let key = (
+                object["kind"].as_str().unwrap().to_string(),
+                object["metadata"]["name"].as_str().unwrap().to_string(),
+            );
+            self.objects.borrow_mut().insert(key, object);
+        }
+    }
+
+    impl Cluster for Fake {
+        fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, CapabilityError> {
+            Ok(self
+                .objects
+                .borrow()
+                .get(&(kind.to_string(), name.to_string()))
+                .cloned())
+        }
+        fn list(&self, kind: &str) -> Result<Vec<Value>, CapabilityError> {
+            Ok(self
+                .objects
+                .borrow()
+                .iter()
+                .filter(|((k, _), _)| k == kind)
+                .map(|(_, v)| v.clone())
+                .collect())
+        }
+        fn create(&self, object: &Value) -> Result<Value, CapabilityError> {
+            self.put(object.clone());
+            Ok(object.clone())
+        }
+        fn update(&self, object: &Value) -> Result<Value, CapabilityError> {
+            self.put(object.clone());
+            Ok(object.clone())
+        }
+    }
+
+    fn object(kind: &str, name: &str, spec: Value) -> Value {
+        json!({"apiVersion": "gateway.corbel.dev/v1alpha1", "kind": kind,
+               "metadata": {"name": name, "namespace": "shop", "generation": 1}, "spec": spec})
+    }
+
+    fn world() -> Fake {
+        let fake = Fake::default();
+        fake.put(object("Gateway", "public", json!({"listener": {"address": "127.0.0.1", "port": 10000}, "allowLoopbackUpstreams": true})));
+        fake.put(object("Route", "orders", json!({"gatewayRef": {"name": "public"}, "paths": ["/orders"], "upstreams": [{"url": "http://127.0.0.1:9000"}]})));
+        fake
+    }
+
+    #[test]
+    fn a_gateway_publishes_its_snapshot_for_its_node_group() {
+        let fake = world();
+        let gateway = fake.get("Gateway", "public").unwrap().unwrap();
+        let outcome = gateway_reconcile(&fake, gateway);
+        let snapshot = fake
+            .get(SNAPSHOT_KIND, "public")
+            .unwrap()
+            .expect("a snapshot is written");
+        assert_eq!(snapshot["apiVersion"], SNAPSHOT_API_VERSION);
+        assert_eq!(snapshot["spec"]["nodeGroup"], "shop/public");
+        let types: Vec<&str> = snapshot["spec"]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["typeUrl"].as_str().unwrap())
+            .collect();
+        assert!(
+            types.contains(&translate::LISTENER) && types.contains(&translate::CLUSTER),
+            "{types:?}"
+        );
+        assert_eq!(outcome["routes"], 1);
+    }
+
+    fn gateway_reconcile(fake: &Fake, gateway: Value) -> Value {
+        super::gateway(&Object(gateway), fake)
+            .unwrap()
+            .status
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_refusal_leaves_the_changed_routes_out_and_is_remembered() {
+        let fake = world();
+        let gateway_object = fake.get("Gateway", "public").unwrap().unwrap();
+        gateway_reconcile(&fake, gateway_object.clone());
+        let mut snapshot = fake.get(SNAPSHOT_KIND, "public").unwrap().unwrap();
+        snapshot["status"] = json!({"version": "v2", "acknowledgedVersion": "v1",
+            "rejected": {"version": "v2", "message": "Proto constraint validation failed", "sources": ["Route/orders@1"]}});
+        fake.put(snapshot);
+        let status = gateway_reconcile(&fake, gateway_object.clone());
+        assert_eq!(status["routes"], 0);
+        assert_eq!(
+            status["rejectedRoutes"][0]["message"],
+            "Proto constraint validation failed"
+        );
+
+        // The next version was accepted and the refusal cleared from the snapshot: the Gateway
+        // still remembers it, so the Route stays out (else it would be refused again forever).
+        let mut snapshot = fake.get(SNAPSHOT_KIND, "public").unwrap().unwrap();
+        snapshot["status"] = json!({"version": "v3", "acknowledgedVersion": "v3"});
+        fake.put(snapshot);
+        let mut gateway_object = gateway_object;
+        gateway_object["status"] = status.clone();
+        fake.put(gateway_object.clone());
+        assert_eq!(
+            gateway_reconcile(&fake, gateway_object.clone())["routes"],
+            0
+        );
+
+        let route = fake.get("Route", "orders").unwrap().unwrap();
+        let error = super::route(&Object(route.clone()), &fake).unwrap_err();
+        assert_eq!(error.reason(), "RejectedByEnvoy");
+        assert!(
+            error.message().contains("Proto constraint"),
+            "{}",
+            error.message()
+        );
+
+        // A new generation of the Route is tried again.
+        let mut route = route;
+        route["metadata"]["generation"] = json!(2);
+        fake.put(route);
+        assert_eq!(gateway_reconcile(&fake, gateway_object)["routes"], 1);
+    }
+
+    #[test]
+    fn a_route_of_a_missing_gateway_is_blocked_with_the_reason() {
+        let fake = world();
+        let route = object(
+            "Route",
+            "lost",
+            json!({"gatewayRef": {"name": "nowhere"}, "paths": ["/x"], "upstreams": [{"url": "http://a.shop"}]}),
+        );
+        let error = super::route(&Object(route), &fake).unwrap_err();
+        assert_eq!(error.reason(), "GatewayNotFound");
+        assert!(error.message().contains("\"nowhere\""));
+    }
+
+    #[test]
+    fn a_served_route_reports_its_url_and_consumers() {
+        let fake = world();
+        fake.put(object(
+            "Consumer",
+            "app",
+            json!({"gatewayRef": {"name": "public"}, "clientId": "app-1"}),
+        ));
+        fake.put(object(
+            "ConsumeRoute",
+            "app-orders",
+            json!({"consumerRef": {"name": "app"}, "routeRef": {"name": "orders"}}),
+        ));
+        let route = fake.get("Route", "orders").unwrap().unwrap();
+        let outcome = super::route(&Object(route), &fake).unwrap();
+        let status = outcome.status.unwrap_or_default();
+        assert_eq!(status["url"], "http://127.0.0.1:10000/orders");
+        assert_eq!(status["consumers"][0]["clientId"], "app-1");
+    }
+}
