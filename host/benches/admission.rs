@@ -841,6 +841,7 @@ fn run() -> anyhow::Result<()> {
             router,
             std::future::pending(),
             Duration::from_secs(1),
+            Default::default(),
         )
         .await
         {

@@ -40,6 +40,10 @@ pub struct Config {
     /// How long shutdown waits for requests in flight.
     #[serde(default = "default_grace", with = "humantime_serde")]
     pub shutdown_grace_period: Duration,
+    /// What one client may hold of the server: a webhook that runs out of sockets stops every
+    /// write of the cluster under `failurePolicy: Fail`.
+    #[serde(default)]
+    pub connections: ConnectionLimits,
     #[serde(default)]
     pub bindings: Vec<BindingConfig>,
     /// The embedded mode: a Kubernetes-shaped API over an embedded store, served beside the webhooks.
@@ -63,6 +67,51 @@ pub struct Config {
     /// with one leader. On by default in Kubernetes mode, off in embedded mode.
     #[serde(default)]
     pub leader_election: Option<LeaderElectionConfig>,
+}
+
+/// Timeouts and a cap on the HTTPS server's connections (`connections:`). The defaults are far
+/// above what an API server needs (it sends its headers right after the handshake and keeps a few
+/// HTTP/2 connections) and far below the process's file limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// Connections served at once; one more is closed as soon as it is accepted.
+    #[serde(default = "default_max_connections")]
+    pub max: usize,
+    /// From accept to the end of the TLS handshake.
+    #[serde(default = "default_handshake_timeout", with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// HTTP/1.1: from the first byte a connection may send to the end of a request's headers.
+    /// Hyper runs this timer while a keep-alive connection waits for its next request too.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/2 with GOAWAY).
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max: default_max_connections(),
+            handshake_timeout: default_handshake_timeout(),
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+        }
+    }
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+fn default_handshake_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -471,6 +520,10 @@ impl Config {
             _ => bail!(
                 "tls: give either certFile and keyFile, or development (for a generated CA), not both"
             ),
+        }
+        let limits = &self.connections;
+        if limits.max == 0 || [limits.handshake_timeout, limits.header_read_timeout, limits.idle_timeout].contains(&Duration::ZERO) {
+            bail!("connections: max and every timeout must be more than zero (they guard the server against clients that hold sockets)");
         }
         let mut seen = std::collections::BTreeSet::new();
         for b in &self.bindings {

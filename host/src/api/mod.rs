@@ -16,9 +16,8 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -75,14 +74,83 @@ impl AppState {
 
 pub fn router(state: Arc<AppState>, max_body_size: usize) -> Router {
     Router::new()
-        .route("/validate/{binding}", post(validate))
-        .route("/mutate/{binding}", post(mutate))
+        .route(
+            "/validate/{binding}",
+            post(move |state, name, headers, body| {
+                webhook(Mode::Validate, max_body_size, state, name, headers, body)
+            }),
+        )
+        .route(
+            "/mutate/{binding}",
+            post(move |state, name, headers, body| {
+                webhook(Mode::Mutate, max_body_size, state, name, headers, body)
+            }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { status(StatusCode::NOT_FOUND, "NotFound", "no such endpoint: POST /validate/{binding} or /mutate/{binding}, GET /healthz, /readyz or /metrics") })
-        .layer(DefaultBodyLimit::max(max_body_size))
         .with_state(state)
+}
+
+/// Past the size limit, how much more of a body is read (and dropped) so that the 413 reaches the
+/// client, and for how long. An answer sent while unread bytes sit in the socket makes the kernel
+/// reset the connection when it closes, and the client loses the answer with it: the API server
+/// would log a dropped connection instead of the `Status`. A body bigger still is refused unread.
+const DRAIN_LIMIT: usize = 64 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A webhook's body, or the error answer: 413 past `max` bytes, 400 when reading fails.
+async fn read_body(body: Body, headers: &HeaderMap, max: usize) -> Result<Bytes, Response> {
+    let too_large = || {
+        status(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("the request body is over the size limit of {max} bytes (maxBodySize)"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > max.max(DRAIN_LIMIT)) {
+        let mut response = too_large();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+        return Err(response);
+    }
+    let mut body = body.into_data_stream();
+    let mut read = Vec::with_capacity(declared.unwrap_or(0).min(max));
+    let mut total = 0usize;
+    let reading = async {
+        while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+            let chunk = chunk.map_err(|e| {
+                status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("failed to read the request body: {e}"),
+                )
+            })?;
+            total += chunk.len();
+            if total <= max {
+                read.extend_from_slice(&chunk);
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
+        }
+        Ok::<_, Response>(())
+    };
+    match tokio::time::timeout(DRAIN_TIME, reading).await {
+        Ok(Ok(())) if total <= max => Ok(Bytes::from(read)),
+        Ok(Err(response)) => Err(response),
+        Ok(Ok(())) => Err(too_large()),
+        Err(_) if total > max => Err(too_large()),
+        Err(_) => Err(status(
+            StatusCode::REQUEST_TIMEOUT,
+            "Timeout",
+            format!("the request body did not arrive within {DRAIN_TIME:?}"),
+        )),
+    }
 }
 
 /// An error answer in the shape of a Kubernetes `Status`.
@@ -94,30 +162,13 @@ fn status(code: StatusCode, reason: &str, message: impl Into<String>) -> Respons
     (code, axum::Json(body)).into_response()
 }
 
-async fn validate(
-    state: State<Arc<AppState>>,
-    name: Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    webhook(Mode::Validate, state, name, headers, body).await
-}
-
-async fn mutate(
-    state: State<Arc<AppState>>,
-    name: Path<String>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    webhook(Mode::Mutate, state, name, headers, body).await
-}
-
 async fn webhook(
     mode: Mode,
+    max_body_size: usize,
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -133,22 +184,9 @@ async fn webhook(
             ),
         );
     }
-    let body = match body {
+    let body = match read_body(body, &headers, max_body_size).await {
         Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return status(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "RequestEntityTooLarge",
-                "the request body is over the size limit (maxBodySize)",
-            );
-        }
-        Err(rejection) => {
-            return status(
-                rejection.status(),
-                "BadRequest",
-                format!("failed to read the request body: {rejection}"),
-            );
-        }
+        Err(response) => return response,
     };
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
         Ok(review) => review,
