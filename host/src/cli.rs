@@ -1,6 +1,7 @@
 //! The `corbel` command line.
 
 mod cases;
+mod kubernetes;
 mod new;
 mod plugin;
 
@@ -115,6 +116,12 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Print the webhook configurations and RBAC a cluster needs for a configuration
+    /// (docs/kubernetes.md).
+    Kubernetes {
+        #[command(subcommand)]
+        command: kubernetes::KubernetesCommand,
+    },
     /// Show a component's Corbel WIT version, world, imports and exports.
     Inspect {
         /// The component (.wasm).
@@ -173,6 +180,7 @@ pub fn main() -> ExitCode {
             Command::New { lang, name, sdk } => new::run(lang, &name, sdk),
             Command::Inspect { file, json } => inspect(file, json),
             Command::Plugin { command } => plugin::run(command).await,
+            Command::Kubernetes { command } => kubernetes::run(command).await,
         }
     });
     match result {
@@ -316,6 +324,7 @@ async fn serve(
             let _ = server_stop.wait_for(|stop| *stop).await;
         },
         config.shutdown_grace_period,
+        config.connections.clone(),
     )
     .await?;
     loader.abort();

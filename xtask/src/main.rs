@@ -6,6 +6,7 @@
 //! - `cargo xtask plugins`: build every plugin component (`target/wasm32-wasip2/plugin/*.wasm`).
 //! - `cargo xtask bench`: the admission benchmark (figures, not pass/fail).
 
+mod kubernetes;
 mod languages;
 
 use std::path::{Path, PathBuf};
@@ -351,6 +352,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     oidc_provider()?;
     registry_servers()?;
     ensure_garage()?;
+    kubernetes::kubernetes_validate()?;
     host()?;
     let mut cmd = cargo();
     cmd.args(["test", "--release", "--workspace"]);

@@ -97,7 +97,11 @@ pub async fn run(
     let mut warned = false;
     while let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
         if !warned {
-            tracing::info!(error = %e, "the Plugin kind is not served (apply deploy/crds/plugins.corbel.dev.yaml to manage bindings through the API)");
+            match unserved_reason(&e) {
+                Unserved::NotServed => tracing::info!(error = %e, "the Plugin kind is not served (apply deploy/crds/plugins.corbel.dev.yaml to manage bindings through the API)"),
+                Unserved::Forbidden => tracing::error!(error = %e, "listing Plugins is forbidden: Corbel's service account needs list, watch and patch on plugins.corbel.dev and patch on plugins/status (corbel kubernetes rbac prints the RBAC)"),
+                Unserved::Other => tracing::warn!(error = %e, "failed to list Plugins; retrying every 5 s"),
+            }
             warned = true;
         }
         tokio::select! {
@@ -240,5 +244,41 @@ impl Context {
             Ok(_) => Ok(Action::await_change()),
             Err(e) => Err(Error::Install(e)),
         }
+    }
+}
+
+/// Why listing Plugins failed: a missing CRD is normal (the kind is optional), missing RBAC is a
+/// misconfiguration that must not look like one.
+#[derive(Debug, PartialEq, Eq)]
+enum Unserved {
+    NotServed,
+    Forbidden,
+    Other,
+}
+
+fn unserved_reason(error: &kube::Error) -> Unserved {
+    match error {
+        kube::Error::Api(status) if status.code == 404 => Unserved::NotServed,
+        kube::Error::Api(status) if status.code == 403 => Unserved::Forbidden,
+        _ => Unserved::Other,
+    }
+}
+
+#[cfg(test)]
+mod unserved_tests {
+    use super::*;
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code,
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn a_forbidden_list_is_told_apart_from_an_unserved_kind() {
+        assert_eq!(unserved_reason(&api_error(404)), Unserved::NotServed);
+        assert_eq!(unserved_reason(&api_error(403)), Unserved::Forbidden);
+        assert_eq!(unserved_reason(&api_error(500)), Unserved::Other);
     }
 }

@@ -1,0 +1,228 @@
+//! `deploy/kubernetes/`: the generated files match what `corbel kubernetes …` prints from the
+//! base configuration; every overlay renders with kubectl's built-in kustomize; every object of
+//! Kubernetes' own kinds validates against the published schemas of 1.31 to 1.34 (PyPI
+//! `kubernetes-validate`, offline, installed by `cargo xtask test`), and Corbel's own kinds against
+//! their CRDs; and the safety properties hold on the rendered objects, not only on the sources.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use corbel_e2e::{bin, root};
+use serde_json::Value;
+
+const VERSIONS: [&str; 4] = ["1.31.0", "1.32.0", "1.33.0", "1.34.0"];
+
+fn deploy() -> PathBuf {
+    root().join("deploy/kubernetes")
+}
+
+fn corbel(args: &[&str]) -> String {
+    let output = Command::new(bin()).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "corbel {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The base configuration, with the image's plugin folder pointed at the locally built plugins.
+fn local_config(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(deploy().join("base/corbel.yaml")).unwrap();
+    let plugins = corbel_e2e::plugin("storage").parent().unwrap().to_owned();
+    let path = dir.join("corbel.yaml");
+    std::fs::write(
+        &path,
+        text.replace("/usr/lib/corbel/plugins", plugins.to_str().unwrap()),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_generated_webhooks_and_rbac_are_what_corbel_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = local_config(dir.path());
+    for (command, file) in [("webhooks", "webhooks.yaml"), ("rbac", "rbac.yaml")] {
+        let printed = corbel(&["kubernetes", command, "-c", config.to_str().unwrap()]);
+        let kept = std::fs::read_to_string(deploy().join("base").join(file)).unwrap();
+        assert_eq!(
+            printed, kept,
+            "deploy/kubernetes/base/{file} is stale: regenerate it with `corbel kubernetes {command} -c deploy/kubernetes/base/corbel.yaml` (plugins built locally)"
+        );
+    }
+}
+
+/// Renders an overlay (a copy, so that own-ca can get its certificates) into its objects.
+fn render(overlay: &str) -> Vec<Value> {
+    let copy = tempfile::tempdir().unwrap();
+    let status = Command::new("cp")
+        .args(["-r"])
+        .arg(deploy())
+        .arg(copy.path().join("k"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let tree = copy.path().join("k");
+    if overlay == "own-ca" {
+        corbel(&[
+            "kubernetes",
+            "certificates",
+            "--dir",
+            tree.join("overlays/own-ca/certs").to_str().unwrap(),
+        ]);
+    }
+    let output = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(tree.join("overlays").join(overlay))
+        .output()
+        .expect("kubectl is needed to render the overlays");
+    assert!(
+        output.status.success(),
+        "kubectl kustomize {overlay}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    std::fs::write(copy.path().join("rendered.yaml"), &text).unwrap();
+    validate(overlay, &text, copy.path());
+    text.split("\n---\n")
+        .map(|d| serde_yaml_ng::from_str(d).unwrap())
+        .collect()
+}
+
+/// Kinds whose schemas are CRDs from elsewhere (cert-manager, Prometheus Operator): not in
+/// kubernetes-validate's published schemas, so they are only checked for their safety fields.
+const FOREIGN: [&str; 3] = ["cert-manager.io/v1", "monitoring.coreos.com/v1", "storage.corbel.dev/v1alpha1"];
+
+fn validate(overlay: &str, text: &str, dir: &Path) {
+    let tool = root().join("target/toolchains/kubernetes-validate/bin/kubernetes-validate");
+    assert!(
+        tool.exists(),
+        "{} is missing: `cargo xtask test` installs it (PyPI kubernetes-validate)",
+        tool.display()
+    );
+    let own: Vec<&str> = text
+        .split("\n---\n")
+        .filter(|d| !FOREIGN.iter().any(|g| d.contains(&format!("apiVersion: {g}\n"))))
+        .collect();
+    let file = dir.join("kubernetes-kinds.yaml");
+    std::fs::write(&file, own.join("\n---\n")).unwrap();
+    for version in VERSIONS {
+        let output = Command::new(&tool)
+            .args(["--strict", "--quiet", "-k", version])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{overlay} on Kubernetes {version}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+fn by_kind(objects: &[Value]) -> BTreeMap<String, Vec<&Value>> {
+    let mut kinds: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+    for object in objects {
+        kinds
+            .entry(object["kind"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(object);
+    }
+    kinds
+}
+
+fn assert_safe(overlay: &str, objects: &[Value]) {
+    let kinds = by_kind(objects);
+    for kind in ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Deployment", "PodDisruptionBudget", "ConfigMap", "Service", "NetworkPolicy", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+        assert!(kinds.contains_key(kind), "{overlay}: no {kind}");
+    }
+    let webhooks: Vec<&Value> = ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"]
+        .iter()
+        .flat_map(|k| kinds[*k].iter())
+        .flat_map(|c| c["webhooks"].as_array().unwrap())
+        .collect();
+    for webhook in &webhooks {
+        assert_eq!(webhook["sideEffects"], "None", "{overlay}: {webhook}");
+        assert!(webhook["timeoutSeconds"].as_u64().unwrap() <= 10, "{overlay}: {webhook}");
+        let selector = webhook["namespaceSelector"].to_string();
+        for namespace in ["kube-system", "kube-node-lease", "\"corbel\""] {
+            assert!(selector.contains(namespace), "{overlay}: {namespace} is not left out: {webhook}");
+        }
+        assert!(
+            webhook["matchConditions"].to_string().contains("system:serviceaccount:corbel:corbel"),
+            "{overlay}: Corbel's own account is not left out: {webhook}"
+        );
+    }
+    let corbel = kinds["Deployment"]
+        .iter()
+        .find(|d| d["metadata"]["name"] == "corbel")
+        .unwrap();
+    let spec = &corbel["spec"]["template"]["spec"];
+    assert_eq!(corbel["spec"]["replicas"], 2, "{overlay}");
+    assert!(spec["affinity"]["podAntiAffinity"].is_object(), "{overlay}");
+    assert!(spec["topologySpreadConstraints"].to_string().contains("topology.kubernetes.io/zone"), "{overlay}");
+    let container = &spec["containers"][0];
+    let security = &container["securityContext"];
+    assert_eq!(security["readOnlyRootFilesystem"], true, "{overlay}");
+    assert_eq!(security["runAsNonRoot"], true, "{overlay}");
+    assert_eq!(security["allowPrivilegeEscalation"], false, "{overlay}");
+    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]), "{overlay}");
+    assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{overlay}");
+    assert_eq!(container["resources"]["requests"], serde_json::json!({"cpu": "100m", "memory": "128Mi"}));
+    assert_eq!(container["resources"]["limits"], serde_json::json!({"cpu": "500m", "memory": "512Mi"}));
+    assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    // Least privilege: nothing in any role is a wildcard.
+    for role in kinds["ClusterRole"].iter().chain(kinds["Role"].iter()) {
+        assert!(!role["rules"].to_string().contains("\"*\""), "{overlay}: a wildcard in {role}");
+    }
+}
+
+#[test]
+fn the_cert_manager_overlay_renders_validates_and_injects_the_ca() {
+    let objects = render("cert-manager");
+    assert_safe("cert-manager", &objects);
+    for config in objects.iter().filter(|o| o["kind"].as_str().unwrap().ends_with("WebhookConfiguration")) {
+        assert_eq!(
+            config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"], "corbel/corbel-serving",
+            "{config}"
+        );
+    }
+    let kinds = by_kind(&objects);
+    let serving = kinds["Certificate"].iter().find(|c| c["metadata"]["name"] == "corbel-serving").unwrap();
+    assert_eq!(serving["spec"]["secretName"], "corbel-tls");
+}
+
+#[test]
+fn the_own_ca_overlay_renders_validates_and_carries_the_ca_bundle() {
+    let objects = render("own-ca");
+    assert_safe("own-ca", &objects);
+    let kinds = by_kind(&objects);
+    let secret = kinds["Secret"].iter().find(|s| s["metadata"]["name"] == "corbel-tls").unwrap();
+    let ca = secret["data"]["ca.crt"].as_str().unwrap();
+    for config in objects.iter().filter(|o| o["kind"].as_str().unwrap().ends_with("WebhookConfiguration")) {
+        for webhook in config["webhooks"].as_array().unwrap() {
+            assert_eq!(webhook["clientConfig"]["caBundle"], ca, "{webhook}");
+        }
+    }
+}
+
+#[test]
+fn the_gateway_overlay_adds_envoy_bootstrapped_to_corbel_s_xds_service() {
+    let objects = render("gateway");
+    assert_safe("gateway", &objects);
+    let kinds = by_kind(&objects);
+    assert!(kinds["Deployment"].iter().any(|d| d["metadata"]["name"] == "corbel-envoy"));
+    assert!(kinds.contains_key("ServiceMonitor"), "the gateway overlay includes the ServiceMonitor component");
+    let bootstrap = kinds["ConfigMap"]
+        .iter()
+        .find(|c| c["metadata"]["name"].as_str().unwrap().starts_with("corbel-envoy"))
+        .unwrap();
+    let text = bootstrap["data"]["envoy.yaml"].as_str().unwrap();
+    assert!(text.contains("corbel.corbel.svc") && text.contains("port_value: 18000"), "{text}");
+    let service = kinds["Service"].iter().find(|s| s["metadata"]["name"] == "corbel").unwrap();
+    assert!(service["spec"]["ports"].to_string().contains("xds"), "{service}");
+}
