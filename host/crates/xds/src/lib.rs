@@ -1,0 +1,18 @@
+//! Corbel's generic xDS server room. It serves, per node group, the resources that controller
+//! plugins publish, to Envoy instances over ADS (gRPC, state of the world), with versions, nonces,
+//! ACK and NACK. It knows types and versions, never domains: routes, tokens or buckets are the
+//! plugins' business (see `docs/xds.md`).
+//!
+//! - [`Snapshot`]: one node group's resources, converted from proto-JSON ([`convert`]); its
+//!   version is a digest of its content, so a restarted host serves the same version for the same
+//!   content and connected Envoys see no change.
+//! - [`Snapshots`]: the current snapshot per node group, which streams watch.
+//! - [`server`]: the ADS service; ACKs and NACKs come out as [`Report`]s for whoever published.
+
+pub mod convert;
+pub mod server;
+mod snapshot;
+
+pub use convert::{ConvertError, Converter};
+pub use server::{AdsServer, Report};
+pub use snapshot::{Resource, Snapshot, Snapshots};
