@@ -12,7 +12,13 @@
 //! what every request pays before the call); and one whole evaluation (`admission::evaluate`:
 //! sandbox, instantiation, request conversion, call, checks), with its ratio to Rust. The request
 //! is `tests/data/reviews/configmap-labelled.json` (admitted). `CORBEL_BENCH_ITERATIONS` (default
-//! 2000) sets how many instantiations and evaluations are measured, after a tenth for warm-up.
+//! 2000) sets how many instantiations and evaluations are measured, after a tenth for warm-up;
+//! `CORBEL_BENCH_LANGUAGES` (say `Go,JavaScript`) measures only those, for profiling one.
+//!
+//! Beside each time it prints the page faults per evaluation (minor faults of the process, from
+//! `/proc/self/stat`): a sandbox's memory is restored from the component's memory image after every
+//! request, and every page a request touches beyond what the pool keeps resident is faulted in
+//! again, which is most of what a large snapshot (JavaScript, Python) costs per request.
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -45,6 +51,18 @@ fn request() -> Request {
     review.try_into().unwrap()
 }
 
+/// Minor page faults of this process so far (field 10 of `/proc/self/stat`).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    after
+        .split_whitespace()
+        .nth(7)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(0)
+}
+
 fn mean(total: Duration, n: usize) -> Duration {
     total / n as u32
 }
@@ -75,12 +93,18 @@ async fn main() {
         plugin: "bench".into(),
     });
 
+    let only = std::env::var("CORBEL_BENCH_LANGUAGES").ok();
+    let wanted = |language: &str| {
+        only.as_deref()
+            .is_none_or(|only| only.split(',').any(|l| l.trim().eq_ignore_ascii_case(language)))
+    };
+
     println!(
-        "| language | component | compile (Component::new) | cached load (deserialize) | instantiate | evaluate (per request) | evaluate vs Rust |"
+        "| language | component | compile (Component::new) | cached load (deserialize) | instantiate | evaluate (per request) | evaluate vs Rust | page faults per evaluation |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     let mut rust_eval = None;
-    for (language, stem) in LANGUAGES {
+    for (language, stem) in LANGUAGES.iter().filter(|(l, _)| wanted(l)) {
         let path = root().join(format!("target/wasm32-wasip2/plugin/{stem}.wasm"));
         let Ok(bytes) = std::fs::read(&path) else {
             eprintln!(
@@ -133,14 +157,16 @@ async fn main() {
         for _ in 0..iterations / 10 {
             admission::evaluate(&binding, &request).await.unwrap();
         }
+        let faults = minor_faults();
         let started = Instant::now();
         for _ in 0..iterations {
             admission::evaluate(&binding, &request).await.unwrap();
         }
         let evaluate = mean(started.elapsed(), iterations);
+        let faults = (minor_faults() - faults) as f64 / iterations as f64;
         let rust = *rust_eval.get_or_insert(evaluate);
         println!(
-            "| {language} | {:.0} KB | {} | {} | {} | {} | {:.1}× |",
+            "| {language} | {:.0} KB | {} | {} | {} | {} | {:.1}× | {faults:.0} |",
             bytes.len() as f64 / 1024.0,
             show(compile),
             show(cached),

@@ -143,11 +143,11 @@ func requestAt(p uintptr) (*Request, error) {
 	for _, field := range []struct {
 		off  uintptr
 		name string
-		into *map[string]any
-	}{{offObject, "object", &r.Object}, {offOldObject, "oldObject", &r.OldObject}, {offOptions, "options", &r.Options}} {
+		into *document
+	}{{offObject, "object", &r.object}, {offOldObject, "oldObject", &r.oldObject}, {offOptions, "options", &r.options}} {
 		if text, ok := optStr(p + field.off); ok {
-			if err := parseObject(text, field.into); err != nil {
-				return nil, errorf("the request's %s is not a JSON object: %v", field.name, err)
+			if err := checkObject(field.name, text, field.into); err != nil {
+				return nil, err
 			}
 		}
 	}

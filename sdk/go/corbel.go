@@ -8,7 +8,6 @@
 package corbel
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -19,7 +18,10 @@ const WITVersion = "0.1.0"
 
 type GroupVersionKind struct{ Group, Version, Kind string }
 
-// Request is one admission request, with its objects parsed.
+// Request is one admission request. Its objects arrive as JSON text and are parsed on first use:
+// Labels and Annotations read only the subject's metadata, so a policy that needs no more never
+// pays for parsing the whole object (every request runs in a fresh sandbox, so nothing parsed is
+// ever reused).
 type Request struct {
 	UID         string
 	Kind        GroupVersionKind
@@ -28,27 +30,77 @@ type Request struct {
 	Operation   string // CREATE, UPDATE, DELETE or CONNECT
 	Namespace   string
 	Name        string
-	Object      map[string]any // nil on DELETE
-	OldObject   map[string]any // on UPDATE and DELETE
 	Username    string
 	Groups      []string
 	DryRun      bool
-	Options     map[string]any
+
+	object, oldObject, options document
 }
+
+// document is one JSON object of the request: its text, checked on arrival, parsed on first use.
+type document struct {
+	text   string // "" when the request carries none
+	parsed bool
+	value  map[string]any
+}
+
+func (d *document) present() bool { return d.text != "" && d.text != "null" }
+
+func (d *document) get() map[string]any {
+	if !d.parsed && d.present() {
+		// Checked to be a JSON object on arrival, so this cannot fail.
+		_ = json.Unmarshal([]byte(d.text), &d.value)
+	}
+	d.parsed = true
+	return d.value
+}
+
+// checkObject keeps text as a document, after checking it is a JSON object (or null).
+func checkObject(what, text string, into *document) error {
+	if err := checkJSON(text); err != nil {
+		return errorf("the request's %s is not a JSON object: %v", what, err)
+	}
+	if i := space(text, 0); text[i] != '{' && !strings.HasPrefix(text[i:], "null") {
+		return errorf("the request's %s is not a JSON object: it is %s", what, describeText(text))
+	}
+	*into = document{text: text}
+	return nil
+}
+
+// Object is the new object, parsed; nil on DELETE.
+func (r *Request) Object() map[string]any { return r.object.get() }
+
+// OldObject is the existing object, parsed: on UPDATE and DELETE.
+func (r *Request) OldObject() map[string]any { return r.oldObject.get() }
+
+// Options is the operation's options (CreateOptions, UpdateOptions, DeleteOptions), when sent.
+func (r *Request) Options() map[string]any { return r.options.get() }
 
 // Subject is the object the request is about: the new object, or on DELETE the old one.
-func (r *Request) Subject() map[string]any {
-	if r.Object != nil {
-		return r.Object
+func (r *Request) Subject() map[string]any { return r.subject().get() }
+
+func (r *Request) subject() *document {
+	if r.object.present() {
+		return &r.object
 	}
-	return r.OldObject
+	return &r.oldObject
 }
 
-// Labels of Subject (empty when it has none).
-func (r *Request) Labels() map[string]string { return Labels(r.Subject()) }
+// Labels of Subject (empty when it has none), read from its metadata alone.
+func (r *Request) Labels() map[string]string { return r.metadataMap("labels") }
 
-// Annotations of Subject (empty when it has none).
-func (r *Request) Annotations() map[string]string { return stringMap(r.Subject(), "annotations") }
+// Annotations of Subject (empty when it has none), read from its metadata alone.
+func (r *Request) Annotations() map[string]string { return r.metadataMap("annotations") }
+
+func (r *Request) metadataMap(field string) map[string]string {
+	d := r.subject()
+	if d.parsed {
+		return stringMap(d.value, field)
+	}
+	metadata, _ := member(d.text, "metadata")
+	values, _ := member(metadata, field)
+	return stringMembers(values)
+}
 
 // Labels is metadata.labels of an object; only string values count, as in the Rust SDK.
 func Labels(object map[string]any) map[string]string { return stringMap(object, "labels") }
@@ -109,10 +161,6 @@ func Register(p Policy) { registered = p }
 
 func errorf(format string, a ...any) error { return fmt.Errorf(format, a...) }
 
-func parseObject(text string, into *map[string]any) error {
-	return json.Unmarshal([]byte(text), into)
-}
-
 func policy() Policy {
 	if registered == nil {
 		panic("corbel: no policy registered: call corbel.Register from an init function")
@@ -151,6 +199,20 @@ type Settings struct {
 }
 
 func parseSettings(text string) (Settings, error) {
+	if checkJSON(text) != nil || text[space(text, 0)] != '{' {
+		// Refused: encoding/json's reading gives the words of the error.
+		return refusedSettings(text)
+	}
+	s := Settings{raw: json.RawMessage(text), vals: map[string]json.RawMessage{}}
+	members(text, func(key, value string) bool {
+		s.keys = append(s.keys, key)
+		s.vals[key] = json.RawMessage(value)
+		return true
+	})
+	return s, nil
+}
+
+func refusedSettings(text string) (Settings, error) {
 	s := Settings{raw: json.RawMessage(text), vals: map[string]json.RawMessage{}}
 	dec := json.NewDecoder(strings.NewReader(text))
 	tok, err := dec.Token()
@@ -214,21 +276,30 @@ func (s Settings) Strings(field string) ([]string, error) {
 	if !ok {
 		return nil, errorf("invalid settings: missing field `%s`", field)
 	}
-	var items []any
-	if err := json.Unmarshal(raw, &items); err != nil || bytes.HasPrefix(bytes.TrimSpace(raw), []byte("null")) {
-		var v any
-		_ = json.Unmarshal(raw, &v)
-		return nil, errorf("invalid settings: invalid type: %s, expected a sequence", describe(v))
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, errorf("invalid settings: invalid type: %s, expected a sequence", describeText(string(raw)))
 	}
-	out := make([]string, len(items))
-	for i, item := range items {
-		text, ok := item.(string)
-		if !ok {
-			return nil, errorf("invalid settings: invalid type: %s, expected a string", describe(item))
+	var out []string
+	var err error
+	elements(string(raw), func(item string) bool {
+		if item[0] != '"' {
+			err = errorf("invalid settings: invalid type: %s, expected a string", describeText(item))
+			return false
 		}
-		out[i] = text
+		out = append(out, unquote(item))
+		return true
+	})
+	if out == nil && err == nil {
+		out = []string{}
 	}
-	return out, nil
+	return out, err
+}
+
+// describeText names the type of a JSON value's text as serde does in its errors.
+func describeText(text string) string {
+	var v any
+	_ = json.Unmarshal([]byte(text), &v)
+	return describe(v)
 }
 
 // describe names a JSON value's type as serde does in its errors.

@@ -169,12 +169,15 @@ pub fn ensure_toolchain(language: Language) -> Result<(), String> {
         }
         Language::Go => {
             python_packages()?;
+            // Wizer, which pre-initialises the Go runtime at build time, comes with the
+            // JavaScript toolchain (sdk/go/build.sh says why).
+            npm_packages()?;
             adapter()
         }
     }
 }
 
-/// componentize-js, jco and rolldown, as pinned by sdk/js/package.json and package-lock.json.
+/// componentize-js, jco, rolldown and Wizer, as pinned by sdk/js/package.json and package-lock.json.
 /// `npm install --no-save` rather than `npm ci`: the lock file npm writes here leaves out some
 /// optional per-platform packages, and `npm ci` then refuses it as out of sync; `--no-save` keeps
 /// the lock file untouched.
