@@ -9,6 +9,11 @@
 // - resource: the one resource indicator (the `aud` of every access token); the default resource.
 // - clients: client-credentials clients (client_secret_basic), with an optional token TTL in seconds.
 // - port: the port to listen on; default a random free one.
+// - registration: enables dynamic client registration (RFC 7591, at /reg) and its management
+//   (RFC 7592), for the identity controller's tests (tests/identity.rs); `true`, or
+//   {"initialAccessToken": "…"} to ask registrations for that bearer token.
+// - scopes: the scopes registered clients may ask for (default ["api"]), which client-credentials
+//   tokens for the resource carry.
 // - signingKey: the RSA signing key (PKCS#8 PEM), so a test can also mint tokens the provider's
 //   JWKS vouches for (from a wrong issuer, say). Without it a key is generated. (Tests pass one:
 //   Node 20's generateKeyPairSync can deadlock in a garbage collection, about one start in 80.)
@@ -25,6 +30,16 @@ const config = JSON.parse(process.env.OIDC_PROVIDER_CONFIG ?? '{}');
 const resource = config.resource ?? 'https://corbel.test';
 const clients = config.clients ?? [];
 const ttls = Object.fromEntries(clients.map((c) => [c.id, c.ttl ?? 600]));
+const scopes = config.scopes ?? ['api'];
+const registration = config.registration
+  ? {
+      registration: {
+        enabled: true,
+        initialAccessToken: config.registration.initialAccessToken ?? false,
+      },
+      registrationManagement: { enabled: true },
+    }
+  : {};
 
 const privateKey = config.signingKey
   ? createPrivateKey(config.signingKey)
@@ -45,7 +60,9 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
   })),
   jwks: { keys: [signingKey] },
+  ...(config.registration ? { scopes: ['openid', ...scopes] } : {}),
   features: {
+    ...registration,
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
     resourceIndicators: {
@@ -55,7 +72,7 @@ const provider = new Provider(issuer, {
         // Anything else must be InvalidTarget (a 400); a plain Error would be a 500.
         if (indicator !== resource) throw new errors.InvalidTarget();
         return {
-          scope: 'api',
+          scope: scopes.join(' '),
           audience: resource,
           accessTokenFormat: 'jwt',
           accessTokenTTL: ttls[client.clientId] ?? 600,
