@@ -234,6 +234,13 @@ impl Grants {
             .any(|k| k.matches(group, version, kind))
     }
 
+    /// Whether every object of the kind may be read (a read grant), rather than only the
+    /// reconciled object's children (what a write grant alone allows: granting Secret writes
+    /// must not open every Secret in the cluster to reading).
+    pub fn may_read_any(&self, group: &str, version: &str, kind: &str) -> bool {
+        self.read.iter().any(|k| k.matches(group, version, kind))
+    }
+
     pub fn may_write(&self, group: &str, version: &str, kind: &str) -> bool {
         self.write.iter().any(|k| k.matches(group, version, kind))
     }
@@ -346,6 +353,11 @@ mod tests {
         assert!(grants.may_write("", "v1", "Secret"));
         assert!(!grants.may_write("", "v1", "ConfigMap"));
         assert!(!grants.may_read("apps", "v1", "Deployment"));
+        assert!(grants.may_read_any("", "v1", "ConfigMap"));
+        assert!(
+            !grants.may_read_any("", "v1", "Secret"),
+            "a write grant reads only the reconciled object's children"
+        );
     }
 
     #[test]

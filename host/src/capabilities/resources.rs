@@ -1,6 +1,8 @@
 //! `corbel:plugin/resources`: read the kinds granted for reading; create, update and delete
 //! children of the reconciled object among the kinds granted for writing. The host sets the
 //! ownerReference on what a plugin creates and refuses to touch what the object does not own.
+//! A write grant alone reads only those children: a controller granted Secret writes (to deliver
+//! credentials) does not thereby read every Secret; reading others is the `secrets` grant's job.
 
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, ListParams, PostParams};
@@ -46,9 +48,14 @@ fn to_json(object: &DynamicObject) -> String {
 }
 
 impl CallContext {
-    fn check_read(&self, gvk: &GroupVersionKind) -> Result<()> {
+    /// `Ok(true)`: every object of the kind may be read; `Ok(false)`: only the reconciled
+    /// object's children (the kind is granted for writing, not for reading).
+    fn check_read(&self, gvk: &GroupVersionKind) -> Result<bool> {
+        if self.grants.may_read_any(&gvk.group, &gvk.version, &gvk.kind) {
+            return Ok(true);
+        }
         if self.grants.may_read(&gvk.group, &gvk.version, &gvk.kind) {
-            return Ok(());
+            return Ok(false);
         }
         Err(CapabilityError::AccessDenied(format!(
             "resources: reading {} is not granted to plugin {}",
@@ -187,9 +194,22 @@ impl resources::Host for Sandbox {
     ) -> Result<Option<String>> {
         let ctx = self.capabilities("resources")?;
         let gvk = gvk(&kind);
-        ctx.check_read(&gvk)?;
+        let any = ctx.check_read(&gvk)?;
         let (api, _) = ctx.api(&gvk, namespace.as_deref()).await?;
         let found = api.get_opt(&name).await.map_err(from_kube)?;
+        if let Some(object) = &found
+            && !any
+            && !ctx.owns(object)
+        {
+            return Err(CapabilityError::AccessDenied(format!(
+                "resources: {} {name} is not owned by {} {}, and plugin {} is granted reading only the {} it owns",
+                kind_name(&gvk),
+                ctx.owner.kind,
+                ctx.owner.name,
+                ctx.plugin,
+                gvk.kind
+            )));
+        }
         Ok(found.as_ref().map(to_json))
     }
 
@@ -201,13 +221,16 @@ impl resources::Host for Sandbox {
     ) -> Result<Vec<String>> {
         let ctx = self.capabilities("resources")?;
         let gvk = gvk(&kind);
-        ctx.check_read(&gvk)?;
+        let any = ctx.check_read(&gvk)?;
         let (api, _) = ctx.api(&gvk, namespace.as_deref()).await?;
         let mut params = ListParams::default();
         if let Some(selector) = &label_selector {
             params = params.labels(selector);
         }
         let mut items = api.list(&params).await.map_err(from_kube)?.items;
+        if !any {
+            items.retain(|object| ctx.owns(object));
+        }
         // Sorted, so that a plugin that copies a list into status does not flap.
         items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         Ok(items.iter().map(to_json).collect())
