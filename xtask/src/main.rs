@@ -77,7 +77,7 @@ tasks:
   test     build the plugins and the host, then run every test (extra args go to cargo test)
   plugins  build every plugin component (Rust, JavaScript, Python, C) into target/wasm32-wasip2/plugin/
   bench    run the admission benchmark (cargo bench -p corbel --bench admission)
-  crds     write deploy/crds/*.yaml from the controller plugins' Rust types (storage, gateway)
+  crds     write deploy/crds/*.yaml from the controller plugins' Rust types (storage, gateway, identity)
 ";
 
 fn root() -> PathBuf {
@@ -479,7 +479,7 @@ fn bench(extra: &[String]) -> Result<(), String> {
 /// when the committed files fall behind.
 fn crds() -> Result<(), String> {
     // Each controller plugin generates the CRDs of its own kinds from its Rust types.
-    for plugin in ["storage", "gateway"] {
+    for plugin in ["storage", "gateway", "identity"] {
         step(
             &format!("writing deploy/crds from plugins/{plugin}/src/api.rs"),
             cargo()
