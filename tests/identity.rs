@@ -44,6 +44,11 @@ impl Drop for Provider {
 
 impl Provider {
     fn start() -> Provider {
+        Provider::start_on(None)
+    }
+
+    /// On `port` (to come back where a stopped one was), or a random free one.
+    fn start_on(port: Option<u16>) -> Provider {
         let dir = corbel_e2e::root().join("tests/servers/oidc");
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -52,7 +57,8 @@ impl Provider {
         );
         let temp = tempfile::tempdir().unwrap();
         let log = temp.path().join("provider.log");
-        let config = json!({"resource": AUDIENCE, "registration": true, "scopes": ["api", "read"]});
+        let config = json!({"resource": AUDIENCE, "registration": true, "scopes": ["api", "read"],
+                            "port": port});
         let mut child = Command::new("node")
             .arg(dir.join("provider.mjs"))
             .current_dir(&dir)
@@ -92,6 +98,10 @@ impl Provider {
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn port(&self) -> u16 {
+        self.issuer.rsplit(':').next().unwrap().parse().unwrap()
     }
 }
 
@@ -534,4 +544,54 @@ async fn a_rotation_overlaps_so_that_no_token_request_fails() {
     let (code, body) = during.token_with(old_id, old_secret);
     assert_eq!(code, 401, "the previous secret after the overlap: {body}");
     assert_eq!(during.token().0, 200, "the new secret after the overlap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_goes_away_is_reported_and_its_clients_come_back_with_it() {
+    let provider = Provider::start();
+    let port = provider.port();
+    let setup = Setup::start(&provider).await;
+    setup
+        .create_client(
+            "billing",
+            json!({"realmRef": {"name": "apps"}, "scopes": ["api"]}),
+        )
+        .await
+        .unwrap();
+    setup.ready_client("billing", &provider).await;
+    let before = setup.credentials("billing-credentials").await;
+
+    // Down: the provider is not Ready, and says why.
+    drop(provider);
+    eventually(
+        "the IdentityProvider reporting the provider unreachable",
+        &setup,
+        || async {
+            let idp = setup.api("IdentityProvider").get("idp").await.unwrap();
+            condition(&idp, "Ready")
+                .is_some_and(|c| c["status"] == "False" && c["reason"] == "ProviderUnreachable")
+        },
+    )
+    .await;
+
+    // Back, on the same issuer but with its memory wiped (as if every client had been deleted
+    // by hand): the client is registered again and the Secret updated.
+    let provider = Provider::start_on(Some(port));
+    let started = Instant::now();
+    let after = loop {
+        let current = setup.credentials("billing-credentials").await;
+        if current.get("client_id") != before.get("client_id") {
+            break current;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "the client was never registered again\n{}\n{}",
+            setup.embedded.server.log(),
+            provider.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (code, body) = after.token();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(before.token().0, 401, "the forgotten client's secret");
 }
