@@ -130,6 +130,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print an Envoy bootstrap (JSON) for one node group served by `corbel serve`'s xDS server,
+    /// so that starting a gateway instance is `envoy -c bootstrap.json` (docs/xds.md).
+    XdsBootstrap {
+        /// The node group: a Gateway's is `NAMESPACE/NAME` unless its spec.nodeGroup says otherwise.
+        #[arg(long)]
+        group: String,
+        /// The xDS server's address (the configuration's `xds.listen`).
+        #[arg(long, default_value = "127.0.0.1:18000")]
+        xds: std::net::SocketAddr,
+        /// This instance's node id; default: the group and the host name.
+        #[arg(long)]
+        node: Option<String>,
+        /// Port of Envoy's admin interface, on 127.0.0.1.
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -181,6 +197,20 @@ pub fn main() -> ExitCode {
             Command::Inspect { file, json } => inspect(file, json),
             Command::Plugin { command } => plugin::run(command).await,
             Command::Kubernetes { command } => kubernetes::run(command).await,
+            Command::XdsBootstrap {
+                group,
+                xds,
+                node,
+                admin_port,
+            } => {
+                let node = node.unwrap_or_else(|| {
+                    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "envoy".into());
+                    format!("{group}/{host}")
+                });
+                let bootstrap = crate::xds::bootstrap(&group, &node, xds, admin_port);
+                println!("{}", serde_json::to_string_pretty(&bootstrap)?);
+                Ok(())
+            }
         }
     });
     match result {
@@ -298,6 +328,15 @@ async fn serve(
             stopped.clone(),
         ))
     });
+    let xds = match (&config.xds, controller_client.clone()) {
+        (Some(xds), Some(client)) => Some(
+            crate::xds::start(client, xds.listen, config.embedded.is_some(), stopped.clone()).await?,
+        ),
+        (Some(_), None) => anyhow::bail!(
+            "xds: needs an API to read XdsSnapshots from: set `embedded:` or `kubernetes:`"
+        ),
+        _ => None,
+    };
     let controllers = controller_client
         .filter(|_| !config.controllers.is_empty())
         .map(|client| {
@@ -328,6 +367,9 @@ async fn serve(
     )
     .await?;
     loader.abort();
+    if let Some(xds) = xds {
+        let _ = tokio::time::timeout(config.shutdown_grace_period, xds).await;
+    }
     if let Some(plugin_kind) = plugin_kind {
         let _ = tokio::time::timeout(config.shutdown_grace_period, plugin_kind).await;
     }

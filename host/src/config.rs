@@ -67,6 +67,17 @@ pub struct Config {
     /// with one leader. On by default in Kubernetes mode, off in embedded mode.
     #[serde(default)]
     pub leader_election: Option<LeaderElectionConfig>,
+    /// Serve the `XdsSnapshot`s controller plugins publish to Envoy over ADS (docs/xds.md).
+    #[serde(default)]
+    pub xds: Option<XdsConfig>,
+}
+
+/// The xDS server (`xds:`): plaintext gRPC, so bind it to loopback or a private network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct XdsConfig {
+    /// Address of the ADS gRPC server, such as 127.0.0.1:18000.
+    pub listen: SocketAddr,
 }
 
 /// Timeouts and a cap on the HTTPS server's connections (`connections:`). The defaults are far

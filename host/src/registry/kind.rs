@@ -38,6 +38,14 @@ fn resource() -> ApiResource {
 
 /// Creates the CRD when the API does not have it (embedded mode installs it itself).
 pub async fn ensure_crd(client: &kube::Client) -> Result<(), kube::Error> {
+    create_crd_if_missing(client, CRD).await
+}
+
+/// Creates a CRD the host owns (committed YAML under `deploy/crds/`) unless the API has it.
+pub(crate) async fn create_crd_if_missing(
+    client: &kube::Client,
+    yaml: &str,
+) -> Result<(), kube::Error> {
     let crds: Api<DynamicObject> = Api::all_with(
         client.clone(),
         &ApiResource::from_gvk_with_plural(
@@ -45,10 +53,10 @@ pub async fn ensure_crd(client: &kube::Client) -> Result<(), kube::Error> {
             "customresourcedefinitions",
         ),
     );
-    if crds.get_opt("plugins.corbel.dev").await?.is_some() {
+    let crd: DynamicObject = serde_yaml_ng::from_str(yaml).expect("the committed CRD parses");
+    if crds.get_opt(&crd.name_any()).await?.is_some() {
         return Ok(());
     }
-    let crd: DynamicObject = serde_yaml_ng::from_str(CRD).expect("the committed CRD parses");
     match crds.create(&PostParams::default(), &crd).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
@@ -96,11 +104,20 @@ pub async fn run(
     // Wait until the kind is served (in Kubernetes mode its CRD is applied by the operator).
     let mut warned = false;
     while let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
+        let reason = unserved_reason(&e);
+        if reason == Unserved::Forbidden {
+            // Missing RBAC is a misconfiguration: readiness says so until it is fixed.
+            state.report_problem("plugins", Some(format!("{FORBIDDEN}: {e}")));
+        }
         if !warned {
-            match unserved_reason(&e) {
-                Unserved::NotServed => tracing::info!(error = %e, "the Plugin kind is not served (apply deploy/crds/plugins.corbel.dev.yaml to manage bindings through the API)"),
-                Unserved::Forbidden => tracing::error!(error = %e, "listing Plugins is forbidden: Corbel's service account needs list, watch and patch on plugins.corbel.dev and patch on plugins/status (corbel kubernetes rbac prints the RBAC)"),
-                Unserved::Other => tracing::warn!(error = %e, "failed to list Plugins; retrying every 5 s"),
+            match reason {
+                Unserved::NotServed => {
+                    tracing::info!(error = %e, "the Plugin kind is not served (apply deploy/crds/plugins.corbel.dev.yaml to manage bindings through the API)")
+                }
+                Unserved::Forbidden => tracing::error!(error = %e, "{FORBIDDEN}"),
+                Unserved::Other => {
+                    tracing::warn!(error = %e, "failed to list Plugins; retrying every 5 s")
+                }
             }
             warned = true;
         }
@@ -109,6 +126,7 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => return,
         }
     }
+    state.report_problem("plugins", None);
     let context = Arc::new(Context {
         client,
         state,
@@ -246,6 +264,8 @@ impl Context {
         }
     }
 }
+
+const FORBIDDEN: &str = "listing Plugins is forbidden: Corbel's service account needs list, watch and patch on plugins.corbel.dev and patch on plugins/status (corbel kubernetes rbac prints the RBAC)";
 
 /// Why listing Plugins failed: a missing CRD is normal (the kind is optional), missing RBAC is a
 /// misconfiguration that must not look like one.
