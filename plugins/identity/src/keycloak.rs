@@ -9,6 +9,9 @@
 //! `…/clients/{id}/client-secret`. Keycloak holds one secret per client, so a rotation creates a
 //! second client beside the first (see [`crate::reconcile`]).
 
+#[cfg(any(test, feature = "fake"))]
+pub mod fake;
+
 use std::collections::BTreeMap;
 
 use corbel_sdk::http::{Request, Response};

@@ -1,7 +1,6 @@
 //! The reconcile decisions against an in-memory OpenID provider (answering discovery and RFC
-//! 7591/7592 as npm `oidc-provider` does), an in-memory Keycloak (a fake of the admin REST API
-//! contract in `CONTRACTS-KONG-KEYCLOAK.md`: 201 with `Location`, 409 duplicates, arrays from
-//! `?clientId=`, client secrets) and a map-backed cluster that enforces Secret ownership as the
+//! 7591/7592 as npm `oidc-provider` does), the Keycloak contract fake ([`FakeKeycloak`]) and a
+//! map-backed cluster that enforces Secret ownership as the
 //! host does. The real provider and the real host are in tests/identity.rs.
 
 use std::cell::{Cell, RefCell};
@@ -12,6 +11,7 @@ use corbel_sdk::{CapabilityError, Object, ReconcileError};
 use serde_json::{Value, json};
 
 use super::*;
+use crate::keycloak::fake::FakeKeycloak;
 
 const ISSUER: &str = "http://idp.test";
 const KEYCLOAK: &str = "http://kc.test";
@@ -133,135 +133,32 @@ impl FakeOidc {
     }
 }
 
-/// Keycloak's admin API, faithful to the documented contract as far as the controller uses it;
-/// this is a fake, not Keycloak. Realms and clients in memory; `admin`/`admin` logs in.
-#[derive(Default)]
-struct FakeKeycloak {
-    realms: RefCell<BTreeMap<String, BTreeMap<String, Value>>>,
-    next: Cell<u32>,
-    down: Cell<bool>,
-}
-
-impl FakeKeycloak {
-    fn handle(&self, request: &Request) -> Response {
-        let path = request
-            .url
-            .strip_prefix(KEYCLOAK)
-            .expect("requests go to Keycloak");
-        let method = request.method.as_str();
-        if path == "/realms/master/protocol/openid-connect/token" {
-            let body = String::from_utf8(request.body.clone()).unwrap();
-            if body.contains("username=admin") && body.contains("password=admin") {
-                return answer(
-                    200,
-                    json!({"access_token": "admin-token", "expires_in": 60, "token_type": "Bearer"}),
-                );
-            }
-            return answer(
-                401,
-                json!({"error": "invalid_grant", "error_description": "Invalid user credentials"}),
-            );
-        }
-        if bearer(request) != Some("admin-token") {
-            return answer(401, json!({"error": "HTTP 401 Unauthorized"}));
-        }
-        let rest = path.strip_prefix("/admin/realms").expect("admin API");
-        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
-        let mut realms = self.realms.borrow_mut();
-        match (method, parts.as_slice()) {
-            ("POST", []) => {
-                let body: Value = serde_json::from_slice(&request.body).unwrap();
-                let name = body["realm"].as_str().unwrap().to_owned();
-                if realms.contains_key(&name) {
-                    return answer(
-                        409,
-                        json!({"errorMessage": "Conflict detected. See logs for details"}),
-                    );
-                }
-                realms.insert(name.clone(), BTreeMap::new());
-                let mut response = answer(201, Value::Null);
-                response
-                    .headers
-                    .push(("location".into(), format!("{KEYCLOAK}/admin/realms/{name}")));
-                response
-            }
-            ("GET", [realm]) if realms.contains_key(*realm) => answer(200, json!({"realm": realm})),
-            ("DELETE", [realm]) if realms.remove(*realm).is_some() => answer(204, Value::Null),
-            (_, [realm, ..]) if !realms.contains_key(*realm) => {
-                answer(404, json!({"error": "Realm not found."}))
-            }
-            ("GET", [realm, "clients"]) => {
-                let wanted = query.strip_prefix("clientId=").unwrap_or_default();
-                let list: Vec<Value> = realms[*realm]
-                    .values()
-                    .filter(|c| c["clientId"] == wanted)
-                    .cloned()
-                    .collect();
-                answer(200, Value::Array(list))
-            }
-            ("POST", [realm, "clients"]) => {
-                let mut body: Value = serde_json::from_slice(&request.body).unwrap();
-                let clients = realms.get_mut(*realm).unwrap();
-                if clients.values().any(|c| c["clientId"] == body["clientId"]) {
-                    return answer(
-                        409,
-                        json!({"errorMessage": format!("Client {} already exists", body["clientId"])}),
-                    );
-                }
-                let n = self.next.get() + 1;
-                self.next.set(n);
-                let id = format!("uuid-{n}");
-                body["id"] = id.clone().into();
-                if body["secret"].is_null() {
-                    body["secret"] = format!("kc-secret-{n}").into();
-                }
-                clients.insert(id.clone(), body);
-                let mut response = answer(201, Value::Null);
-                response.headers.push((
-                    "location".into(),
-                    format!("{KEYCLOAK}/admin/realms/{realm}/clients/{id}"),
-                ));
-                response
-            }
-            ("PUT", [realm, "clients", id]) => match realms.get_mut(*realm).unwrap().get_mut(*id) {
-                Some(client) => {
-                    let secret = client["secret"].clone();
-                    *client = serde_json::from_slice(&request.body).unwrap();
-                    if client["secret"].is_null() {
-                        client["secret"] = secret;
-                    }
-                    answer(204, Value::Null)
-                }
-                None => answer(404, json!({"error": "Could not find client"})),
-            },
-            ("DELETE", [realm, "clients", id]) => match realms.get_mut(*realm).unwrap().remove(*id)
-            {
-                Some(_) => answer(204, Value::Null),
-                None => answer(404, json!({"error": "Could not find client"})),
-            },
-            ("GET", [realm, "clients", id, "client-secret"]) => match realms[*realm].get(*id) {
-                Some(client) => answer(200, json!({"type": "secret", "value": client["secret"]})),
-                None => answer(404, json!({"error": "Could not find client"})),
-            },
-            other => panic!("the fake Keycloak does not know {other:?}"),
-        }
-    }
-
-    fn takes(&self, realm: &str, id: &str, secret: &str) -> bool {
-        self.realms.borrow().get(realm).is_some_and(|clients| {
-            clients.values().any(|c| {
-                c["clientId"] == id && c["secret"] == secret && c["serviceAccountsEnabled"] == true
-            })
-        })
-    }
+/// Whether a client-credentials token request to the fake Keycloak succeeds.
+fn keycloak_takes(keycloak: &FakeKeycloak, realm: &str, id: &str, secret: &str) -> bool {
+    let request = Request::new(
+        "POST",
+        &format!("{KEYCLOAK}/realms/{realm}/protocol/openid-connect/token"),
+    )
+    .header("authorization", &crate::backend::basic(id, secret))
+    .body("grant_type=client_credentials");
+    keycloak.handle(&request).status == 200
 }
 
 /// Both providers behind one transport, by origin.
-#[derive(Default)]
 struct Providers {
     oidc: FakeOidc,
     keycloak: FakeKeycloak,
+    keycloak_down: Cell<bool>,
+}
+
+impl Default for Providers {
+    fn default() -> Self {
+        Providers {
+            oidc: FakeOidc::default(),
+            keycloak: FakeKeycloak::new("admin"),
+            keycloak_down: Cell::new(false),
+        }
+    }
 }
 
 impl Transport for Providers {
@@ -272,7 +169,7 @@ impl Transport for Providers {
             }
             return Ok(self.oidc.handle(request));
         }
-        if self.keycloak.down.get() {
+        if self.keycloak_down.get() {
             return Err(HttpError::Transport("connection refused".into()));
         }
         Ok(self.keycloak.handle(request))
@@ -754,14 +651,7 @@ fn a_realm_waits_for_its_clients_before_it_goes() {
 #[test]
 fn keycloak_realms_and_service_account_clients_are_created() {
     let world = World::keycloak();
-    assert!(
-        world
-            .providers
-            .keycloak
-            .realms
-            .borrow()
-            .contains_key("apps")
-    );
+    assert!(world.providers.keycloak.has_realm("apps"));
     let realm = world.cluster.get("Realm", "apps").unwrap().unwrap();
     assert_eq!(realm["status"]["issuer"], format!("{KEYCLOAK}/realms/apps"));
     let client = billing(json!({"audience": ["https://api"], "tokenLifetimeSeconds": 120}));
@@ -772,14 +662,14 @@ fn keycloak_realms_and_service_account_clients_are_created() {
         data["token_url"],
         format!("{KEYCLOAK}/realms/apps/protocol/openid-connect/token")
     );
-    assert!(
-        world
-            .providers
-            .keycloak
-            .takes("apps", "billing", &data["client_secret"])
-    );
-    let realms = world.providers.keycloak.realms.borrow();
-    let stored = realms["apps"].values().next().unwrap();
+    assert!(keycloak_takes(
+        &world.providers.keycloak,
+        "apps",
+        "billing",
+        &data["client_secret"]
+    ));
+    let clients = world.providers.keycloak.clients("apps");
+    let stored = &clients["billing"];
     assert_eq!(stored["attributes"]["access.token.lifespan"], "120");
     assert_eq!(
         stored["protocolMappers"][0]["config"]["included.custom.audience"],
@@ -834,20 +724,20 @@ fn keycloak_rotation_overlaps_with_a_second_client_and_cleanup_deletes_both() {
     world.reconcile(&client, 100).unwrap();
     let second = world.cluster.delivered("billing-credentials");
     assert_eq!(second["client_id"], "billing-100");
-    assert!(
-        world
-            .providers
-            .keycloak
-            .takes("apps", &first["client_id"], &first["client_secret"])
-    );
-    assert!(
-        world
-            .providers
-            .keycloak
-            .takes("apps", &second["client_id"], &second["client_secret"])
-    );
+    assert!(keycloak_takes(
+        &world.providers.keycloak,
+        "apps",
+        &first["client_id"],
+        &first["client_secret"]
+    ));
+    assert!(keycloak_takes(
+        &world.providers.keycloak,
+        "apps",
+        &second["client_id"],
+        &second["client_secret"]
+    ));
     super::client_cleanup(&Object(client), &world.env(110)).unwrap();
-    assert!(world.providers.keycloak.realms.borrow()["apps"].is_empty());
+    assert!(world.providers.keycloak.clients("apps").is_empty());
     assert!(world.cluster.owned.borrow().is_empty());
 }
 
@@ -855,22 +745,15 @@ fn keycloak_rotation_overlaps_with_a_second_client_and_cleanup_deletes_both() {
 fn a_keycloak_client_deleted_by_hand_is_recreated() {
     let world = World::keycloak();
     world.reconcile(&billing(json!({})), 0).unwrap();
-    world
-        .providers
-        .keycloak
-        .realms
-        .borrow_mut()
-        .get_mut("apps")
-        .unwrap()
-        .clear();
+    world.providers.keycloak.clear_clients("apps");
     world.reconcile(&billing(json!({})), 1).unwrap();
     let data = world.cluster.delivered("billing-credentials");
-    assert!(
-        world
-            .providers
-            .keycloak
-            .takes("apps", "billing", &data["client_secret"])
-    );
+    assert!(keycloak_takes(
+        &world.providers.keycloak,
+        "apps",
+        "billing",
+        &data["client_secret"]
+    ));
 }
 
 #[test]
