@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use corbel_e2e::probes::{condition, create_crd_file, resource};
 use corbel_e2e::{Embedded, binding, plugin};
+use identity::keycloak::fake::FakeKeycloak;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
@@ -228,11 +229,20 @@ fn identity_kind(kind: &str) -> String {
 
 impl Setup {
     async fn start(provider: &Provider) -> Setup {
+        let setup = Setup::serve(&provider.issuer).await;
+        setup
+            .provider(json!({"oidc": {"issuer": provider.issuer}}))
+            .await;
+        setup
+    }
+
+    /// The server, with HTTP granted to `origin` only, and the CRDs.
+    async fn serve(origin: &str) -> Setup {
         let bindings = binding("identity", "identity", "validate", "{}", POLICY_RULES);
         let controllers = format!(
             "controllers:\n  - name: identity\n    plugin: {}\n    settings: {{resyncSeconds: 1, blockedRetrySeconds: 1}}\n    timeout: 10s\n    backoff: {{initial: 200ms, max: 1s}}\n    grants:\n      secrets: [{{namespace: '@self'}}]\n      http: ['{}']\n      resources: {{read: [{}, {}, {}], write: [{{apiVersion: v1, kind: Secret}}]}}\n",
             plugin("identity").display(),
-            provider.issuer,
+            origin,
             identity_kind("IdentityProvider"),
             identity_kind("Realm"),
             identity_kind("Client"),
@@ -246,24 +256,25 @@ impl Setup {
             )
             .await;
         }
-        let setup = Setup { embedded, client };
-        setup
-            .create(
-                &setup.api("IdentityProvider"),
-                json!({"apiVersion": "identity.corbel.dev/v1alpha1", "kind": "IdentityProvider",
-                       "metadata": {"name": "idp"}, "spec": {"oidc": {"issuer": provider.issuer}}}),
-            )
-            .await
-            .unwrap();
-        setup
-            .create(
-                &setup.api("Realm"),
-                json!({"apiVersion": "identity.corbel.dev/v1alpha1", "kind": "Realm",
-                       "metadata": {"name": "apps"}, "spec": {"providerRef": {"name": "idp"}}}),
-            )
-            .await
-            .unwrap();
-        setup
+        Setup { embedded, client }
+    }
+
+    /// An IdentityProvider `idp` with this spec, and a Realm `apps` of it.
+    async fn provider(&self, spec: Value) {
+        self.create(
+            &self.api("IdentityProvider"),
+            json!({"apiVersion": "identity.corbel.dev/v1alpha1", "kind": "IdentityProvider",
+                   "metadata": {"name": "idp"}, "spec": spec}),
+        )
+        .await
+        .unwrap();
+        self.create(
+            &self.api("Realm"),
+            json!({"apiVersion": "identity.corbel.dev/v1alpha1", "kind": "Realm",
+                   "metadata": {"name": "apps"}, "spec": {"providerRef": {"name": "idp"}}}),
+        )
+        .await
+        .unwrap();
     }
 
     fn api(&self, kind: &str) -> Api<DynamicObject> {
@@ -319,6 +330,25 @@ impl Setup {
                 self.api("Client").get(name).await.map(|o| o.data),
                 self.embedded.server.log(),
                 provider.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until `kind` `name` has condition `type_` = `status`; returns it.
+    async fn wait_for(&self, kind: &str, name: &str, type_: &str, status: &str) -> DynamicObject {
+        let started = Instant::now();
+        loop {
+            if let Ok(object) = self.api(kind).get(name).await
+                && condition(&object, type_).is_some_and(|c| c["status"] == status)
+            {
+                return object;
+            }
+            assert!(
+                started.elapsed() < WITHIN,
+                "{kind} {name} never got {type_}={status}: {:?}\n{}",
+                self.api(kind).get(name).await.map(|o| o.data),
+                self.embedded.server.log(),
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -594,4 +624,166 @@ async fn a_provider_that_goes_away_is_reported_and_its_clients_come_back_with_it
     let (code, body) = after.token();
     assert_eq!(code, 200, "{body}");
     assert_eq!(before.token().0, 401, "the forgotten client's secret");
+}
+
+/// Serves the Keycloak contract fake (`identity::keycloak::fake`, not Keycloak itself) over HTTP
+/// on a random loopback port; returns its base URL.
+async fn serve_keycloak(fake: std::sync::Arc<FakeKeycloak>) -> String {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let url = base.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (fake, base) = (fake.clone(), base.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let (fake, base) = (fake.clone(), base.clone());
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body.collect().await?.to_bytes().to_vec();
+                            let mut asked = identity::keycloak::fake::Request::new(
+                                parts.method.as_str(),
+                                &format!("{base}{}", parts.uri),
+                            )
+                            .body(body);
+                            for (name, value) in &parts.headers {
+                                asked = asked.header(name.as_str(), value.to_str().unwrap_or(""));
+                            }
+                            let answer = fake.handle(&asked);
+                            let mut response = hyper::Response::builder().status(answer.status);
+                            for (name, value) in &answer.headers {
+                                response = response.header(name, value);
+                            }
+                            Ok::<_, hyper::Error>(
+                                response
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(
+                                        answer.body,
+                                    )))
+                                    .unwrap(),
+                            )
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keycloak_driver_creates_service_account_clients_and_recovers_from_wrong_admin_credentials()
+ {
+    let keycloak = std::sync::Arc::new(FakeKeycloak::new("s3cret"));
+    let url = serve_keycloak(keycloak.clone()).await;
+    let setup = Setup::serve(&url).await;
+    // Wrong admin credentials first: Blocked until the Secret changes.
+    setup
+        .create(
+            &setup.secrets(),
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "kc-admin"},
+                   "stringData": {"username": "admin", "password": "wrong"}}),
+        )
+        .await
+        .unwrap();
+    setup
+        .provider(json!({"keycloak": {"url": url, "credentialsSecretRef": {"name": "kc-admin"}}}))
+        .await;
+    let blocked = setup
+        .wait_for("IdentityProvider", "idp", "Blocked", "True")
+        .await;
+    assert_eq!(
+        condition(&blocked, "Ready").unwrap()["reason"],
+        "CredentialsRefused"
+    );
+    setup
+        .secrets()
+        .patch(
+            "kc-admin",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"stringData": {"password": "s3cret"}})),
+        )
+        .await
+        .unwrap();
+    setup
+        .wait_for("IdentityProvider", "idp", "Ready", "True")
+        .await;
+    let realm = setup.wait_for("Realm", "apps", "Ready", "True").await;
+    assert!(keycloak.has_realm("apps"));
+    assert_eq!(realm.data["status"]["issuer"], format!("{url}/realms/apps"));
+
+    setup
+        .create_client(
+            "billing",
+            json!({"realmRef": {"name": "apps"}, "audience": ["https://api.corbel.test"],
+                   "tokenLifetimeSeconds": 120}),
+        )
+        .await
+        .unwrap();
+    setup.wait_for("Client", "billing", "Ready", "True").await;
+    let credentials = setup.credentials("billing-credentials").await;
+    assert_eq!(credentials.get("client_id"), "billing");
+    assert_eq!(
+        credentials.get("token_url"),
+        format!("{url}/realms/apps/protocol/openid-connect/token")
+    );
+    let (code, body) = credentials.token();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["expires_in"], 120);
+    let stored = &keycloak.clients("apps")["billing"];
+    assert_eq!(stored["serviceAccountsEnabled"], true);
+    assert_eq!(
+        stored["protocolMappers"][0]["protocolMapper"],
+        "oidc-audience-mapper"
+    );
+
+    // Deleted by hand: created again, and the Secret follows.
+    keycloak.clear_clients("apps");
+    let started = Instant::now();
+    while credentials.token().0 == 200
+        || setup.credentials("billing-credentials").await.token().0 != 200
+    {
+        assert!(
+            started.elapsed() < WITHIN,
+            "never recreated\n{}",
+            setup.embedded.server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Deleting the Client deletes it in Keycloak, and its Secret.
+    let last = setup.credentials("billing-credentials").await;
+    setup
+        .api("Client")
+        .delete("billing", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Client and its Secret going away", &setup, || async {
+        setup
+            .api("Client")
+            .get_opt("billing")
+            .await
+            .unwrap()
+            .is_none()
+            && setup
+                .secrets()
+                .get_opt("billing-credentials")
+                .await
+                .unwrap()
+                .is_none()
+    })
+    .await;
+    assert!(keycloak.clients("apps").is_empty());
+    let (code, body) = last.token();
+    assert_eq!(
+        (code, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
 }

@@ -460,7 +460,7 @@ pub struct Issued {
     pub client_secret: String,
     /// Seconds since the epoch.
     pub issued_at: u64,
-    /// `oidc`: the registration URI; `keycloak`: the client's internal id.
+    /// `oidc`: the registration URI; `keycloak`: empty (clients are found by clientId).
     pub handle: String,
     /// `oidc`: the registration access token; `keycloak`: empty.
     pub token: String,
@@ -665,14 +665,15 @@ impl Side<'_> {
                     None => None,
                 };
                 let session = self.keycloak()?;
-                let (uuid, secret) = session
+                // Keycloak clients are found again by clientId: the internal id is not kept.
+                let (_, secret) = session
                     .ensure_client(self.env.transport, &self.realm, &self.desired(&id), secret)
                     .map_err(|e| self.env.failure(e))?;
                 Ok(Issued {
                     client_id: id,
                     client_secret: secret,
                     issued_at: now,
-                    handle: uuid,
+                    handle: String::new(),
                     token: String::new(),
                 })
             }

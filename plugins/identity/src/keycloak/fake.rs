@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use base64::Engine;
-use corbel_sdk::http::{Request, Response};
+pub use corbel_sdk::http::{Request, Response};
 use serde_json::{Value, json};
 
 #[derive(Default)]
