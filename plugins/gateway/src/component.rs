@@ -4,9 +4,11 @@
 // Natively (unit tests, `cargo xtask crds`) nothing is exported, so the glue is unused there.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+use std::collections::BTreeMap;
+
 use corbel_sdk::{
     CapabilityError, Controller, Error, GroupVersionKind, Object, Outcome, ReconcileError, Request,
-    Verdict, export_controller, resources,
+    Verdict, export_controller, http, resources, secrets,
 };
 use serde_json::Value;
 
@@ -78,5 +80,28 @@ impl Cluster for HostCluster {
 
     fn update(&self, object: &Value) -> Result<Value, CapabilityError> {
         resources::update(object)
+    }
+
+    fn secret(&self, name: &str) -> Result<BTreeMap<String, Vec<u8>>, CapabilityError> {
+        secrets::get(None, name)
+    }
+
+    fn http(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let mut request = http::Request::new(method, url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        http::send(&request)
+            .map(|r| (r.status, r.body))
+            .map_err(|e| format!("{method} {url}: {e}"))
     }
 }

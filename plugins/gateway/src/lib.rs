@@ -7,6 +7,7 @@
 //! - [`api`]: the kinds, as serde types (and natively as kube `CustomResource`s, [`crd`]).
 //! - [`translate`]: kinds in, Envoy resources (proto-JSON) and per-Route results out.
 //! - [`reconcile`]: what a reconcile decides, over a [`reconcile::Cluster`].
+//! - [`kong`]: `driver: kong`, the same kinds as Kong Admin API entities.
 //! - [`MANIFEST`] here; the SDK glue in `component`.
 
 pub mod admission;
@@ -14,6 +15,7 @@ pub mod api;
 mod component;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod crd;
+pub mod kong;
 pub mod reconcile;
 pub mod translate;
 
@@ -48,4 +50,7 @@ capabilities:
       - {apiVersion: xds.corbel.dev/v1alpha1, kind: XdsSnapshot}
     write:
       - {apiVersion: xds.corbel.dev/v1alpha1, kind: XdsSnapshot}
+  # driver: kong only: Kong's admin token, Kong's Admin API and the issuers' JWKS.
+  secrets: true
+  http: true
 "#;

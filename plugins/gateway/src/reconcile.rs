@@ -21,6 +21,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::api::{self, Driver, GatewayStatus, RejectedRoute};
+use crate::kong;
 use crate::translate::{self, Inputs, Named, RouteResult};
 
 pub const SNAPSHOT_API_VERSION: &str = "xds.corbel.dev/v1alpha1";
@@ -32,7 +33,153 @@ pub trait Cluster {
     fn list(&self, kind: &str) -> Result<Vec<Value>, CapabilityError>;
     fn create(&self, object: &Value) -> Result<Value, CapabilityError>;
     fn update(&self, object: &Value) -> Result<Value, CapabilityError>;
+    /// The data of a Secret of the namespace (the Kong admin token).
+    fn secret(&self, name: &str) -> Result<BTreeMap<String, Vec<u8>>, CapabilityError> {
+        Err(CapabilityError::Unavailable(format!(
+            "Secret {name:?}: no secrets here"
+        )))
+    }
+    /// One HTTP request (Kong's Admin API, an issuer's JWKS): the status and body, or why no
+    /// answer came.
+    fn http(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let _ = (headers, body);
+        Err(format!("{method} {url}: no HTTP here"))
+    }
 }
+
+/// Kong's Admin API through [`Cluster::http`].
+struct KongAdmin<'a> {
+    cluster: &'a dyn Cluster,
+    url: String,
+    headers: Vec<(String, String)>,
+}
+
+impl kong::Admin for KongAdmin<'_> {
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value), String> {
+        let mut headers = self.headers.clone();
+        let body = body.map(|b| {
+            headers.push(("content-type".into(), "application/json".into()));
+            b.to_string().into_bytes()
+        });
+        let (status, answer) =
+            self.cluster
+                .http(method, &format!("{}{path}", self.url), &headers, body)?;
+        Ok((
+            status,
+            serde_json::from_slice(&answer).unwrap_or(Value::Null),
+        ))
+    }
+}
+
+/// `driver: kong`: sync the Gateway's entities into Kong ([`kong`]). Kong is read again every
+/// `KONG_RESYNC` so that what was changed by hand is set back.
+fn kong_gateway(
+    cluster: &dyn Cluster,
+    namespace: &str,
+    gateway: Named<api::GatewaySpec>,
+    status: &GatewayStatus,
+) -> Result<Outcome, ReconcileError> {
+    let Some(settings) = gateway.spec.kong.clone() else {
+        return Err(ReconcileError::permanent(
+            "KongNotConfigured",
+            "driver: kong needs spec.kong.adminUrl (and spec.kong.credentialsSecretRef when Kong's Admin API wants a token)",
+        ));
+    };
+    let mut headers = Vec::new();
+    if let Some(secret) = &settings.credentials_secret_ref {
+        let data = cluster
+            .secret(&secret.name)
+            .map_err(|e| capability(&format!("read Secret {:?}", secret.name), e))?;
+        let token = data.get("token").ok_or_else(|| {
+            ReconcileError::permanent(
+                "KongCredentialsInvalid",
+                format!(
+                    "Secret {:?} has no key \"token\" (Kong's admin token)",
+                    secret.name
+                ),
+            )
+        })?;
+        headers.push((
+            "kong-admin-token".to_string(),
+            String::from_utf8_lossy(token).trim().to_string(),
+        ));
+    }
+    let name = gateway.name.clone();
+    let inputs = inputs(cluster, namespace, gateway, status, None)?;
+    let translation = translate::translate(&inputs);
+    // The jwt plugin checks tokens against each credential's key: fetch the issuers' keys.
+    let mut keys = BTreeMap::new();
+    for issuer in &inputs.gateway.spec.issuers {
+        let jwks = cluster
+            .http("GET", &issuer.jwks_uri, &[], None)
+            .map_err(|e| {
+                ReconcileError::transient(
+                    "JwksUnreachable",
+                    format!("failed to read the JWKS of issuer {:?}: {e}", issuer.name),
+                )
+            })?;
+        let document: Value = serde_json::from_slice(&jwks.1).unwrap_or(Value::Null);
+        match kong::jwks_pem(&document) {
+            Some(pem) => {
+                keys.insert(issuer.name.clone(), pem);
+            }
+            None => {
+                return Err(ReconcileError::transient(
+                    "JwksInvalid",
+                    format!(
+                        "the JWKS of issuer {:?} ({}) has no RSA signing key",
+                        issuer.name, issuer.jwks_uri
+                    ),
+                ));
+            }
+        }
+    }
+    let wanted = kong::desired(&inputs, &translation.routes, &keys);
+    let admin = KongAdmin {
+        cluster,
+        url: settings.admin_url.trim_end_matches('/').to_string(),
+        headers,
+    };
+    let synced =
+        kong::sync(&admin, &kong::owner_tag(namespace, &name), &wanted).map_err(|e| match e {
+            kong::KongError::Unreachable(_) => {
+                ReconcileError::transient("KongUnreachable", e.to_string())
+            }
+            kong::KongError::Refused { .. } => {
+                ReconcileError::transient("KongRefused", e.to_string())
+            }
+        })?;
+    let served = translation
+        .routes
+        .values()
+        .filter(|r| matches!(r, RouteResult::Served { .. }))
+        .count();
+    Ok(Outcome::default()
+        .status(json!({
+            "routes": served,
+            "consumers": translation.consumers,
+            "kong": {"entities": synced.upserted, "deleted": synced.deleted},
+        }))
+        .condition(
+            "Synced",
+            Status::True,
+            "KongSynced",
+            format!(
+                "{} entities upserted in Kong, {} it no longer needs deleted",
+                synced.upserted, synced.deleted
+            ),
+        )
+        .requeue_after(KONG_RESYNC))
+}
+
+/// How often Kong is read again to correct drift.
+pub const KONG_RESYNC: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn capability(what: &str, e: CapabilityError) -> ReconcileError {
     ReconcileError::transient("CapabilityFailed", format!("failed to {what}: {e}"))
@@ -128,14 +275,11 @@ pub fn node_group(namespace: &str, name: &str, spec: &api::GatewaySpec) -> Strin
 
 pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, ReconcileError> {
     let gateway = gateway_of(object)?;
-    if gateway.spec.driver == Driver::Kong {
-        return Err(ReconcileError::permanent(
-            "DriverNotImplemented",
-            "driver: kong is not implemented yet; use driver: envoy",
-        ));
-    }
     let namespace = object.namespace().unwrap_or("default").to_string();
     let status: GatewayStatus = serde_json::from_value(object.status().clone()).unwrap_or_default();
+    if gateway.spec.driver == Driver::Kong {
+        return kong_gateway(cluster, &namespace, gateway, &status);
+    }
     let existing = cluster
         .get(SNAPSHOT_KIND, &gateway.name)
         .map_err(|e| capability("read the XdsSnapshot", e))?;
