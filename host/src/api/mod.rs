@@ -40,6 +40,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Controllers configured, and how each one's load went (its kinds, or why it failed).
     controllers: std::sync::Mutex<ControllerReports>,
+    /// Misconfigurations found while running, by what they concern ("leaderElection",
+    /// "plugins"): a host that may not take part in leader election or read its kinds is not
+    /// ready, and says why, rather than looking healthy.
+    pub(crate) problems: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl AppState {
@@ -49,6 +53,7 @@ impl AppState {
             bindings: ArcSwap::from_pointee(None),
             metrics: Metrics::new(),
             controllers: Default::default(),
+            problems: Default::default(),
         })
     }
 
@@ -63,6 +68,15 @@ impl AppState {
             .unwrap()
             .1
             .insert(name.to_owned(), result);
+    }
+
+    /// Sets (`Some`) or clears (`None`) the problem about `what`; readiness fails while any is set.
+    pub fn report_problem(&self, what: &str, problem: Option<String>) {
+        let mut problems = self.problems.lock().unwrap();
+        match problem {
+            Some(problem) => problems.insert(what.to_owned(), problem),
+            None => problems.remove(what),
+        };
     }
 
     pub fn with_bindings(bindings: BindingSet) -> Arc<Self> {
@@ -322,17 +336,18 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             (name, value)
         })
         .collect();
-    let ready = bindings.is_ready() && controllers_ready;
+    let problems = state.problems.lock().unwrap().clone();
+    let ready = bindings.is_ready() && controllers_ready && problems.is_empty();
     let code = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        code,
-        axum::Json(json!({"ready": ready, "bindings": report, "controllers": controllers})),
-    )
-        .into_response()
+    let mut body = json!({"ready": ready, "bindings": report, "controllers": controllers});
+    if !problems.is_empty() {
+        body["problems"] = json!(problems);
+    }
+    (code, axum::Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

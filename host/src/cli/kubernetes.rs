@@ -250,6 +250,13 @@ pub fn needs(config: &Config, controllers: &[(&ControllerConfig, &Manifest)], na
             needs.named(namespace, "coordination.k8s.io", "leases", &[lease.as_str()], &["get", "update", "patch"]);
         }
     }
+    if config.xds.is_some() {
+        // The xDS server, on every replica: reads the snapshots and reports Envoy's ACKs and
+        // NACKs in their status (docs/xds.md).
+        let key = |r: &str| ("xds.corbel.dev".to_owned(), r.to_owned());
+        needs.cluster.entry(key("xdssnapshots")).or_default().extend(["list", "watch", "patch"]);
+        needs.cluster.entry(key("xdssnapshots/status")).or_default().extend(["patch"]);
+    }
     if !controllers.is_empty() || config.kubernetes.is_some() {
         // The Plugin kind: the host installs what Plugin objects name and reports it in their status.
         needs.cluster.entry(("corbel.dev".into(), "plugins".into())).or_default().extend(["list", "watch", "patch"]);
@@ -329,8 +336,8 @@ pub enum KubernetesCommand {
         #[arg(long, value_name = "BINDING")]
         include_control_plane: Vec<String>,
     },
-    /// Print the least-privilege RBAC the configuration's controllers and the Plugin kind need
-    /// (loads each controller plugin to read its manifest).
+    /// Print the least-privilege RBAC the configuration's controllers, the Plugin kind and the
+    /// xDS server need (loads each controller plugin to read its manifest).
     Rbac {
         /// The configuration file of `corbel serve`.
         #[arg(long, short)]

@@ -154,20 +154,38 @@ impl Elector {
 pub async fn run<F, Fut>(
     mut elector: Elector,
     config: LeaderElectionConfig,
-    metrics: &crate::telemetry::Metrics,
+    state: &crate::api::AppState,
     mut shutdown: watch::Receiver<bool>,
     lead: F,
 ) where
     F: Fn(watch::Receiver<bool>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let metrics = &state.metrics;
     let lease = format!("{}/{}", config.namespace, config.lease_name);
     metrics.set_leader(&lease, false);
+    let mut forbidden = false;
     let step_down_after = config.lease_duration.saturating_sub(config.renew_period);
     let mut leading: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)> = None;
     let mut last_renewal = Instant::now();
     loop {
         let round = elector.round().await;
+        // Forbidden is a misconfiguration, not a passing failure: say so once, loudly, and keep
+        // readiness off until the RBAC is fixed (a replica that can never lead is not healthy).
+        let now_forbidden = matches!(&round, Err(kube::Error::Api(status)) if status.code == 403);
+        if now_forbidden != forbidden {
+            forbidden = now_forbidden;
+            let problem = now_forbidden.then(|| {
+                format!(
+                    "leader election is forbidden: Corbel's service account needs create on Leases in namespace {} and get, update, patch on the Lease {} (corbel kubernetes rbac prints the RBAC)",
+                    config.namespace, config.lease_name
+                )
+            });
+            if let (Some(problem), Err(e)) = (&problem, &round) {
+                tracing::error!(lease, error = %e, "{problem}");
+            }
+            state.report_problem("leaderElection", problem);
+        }
         match (&round, leading.is_some()) {
             (Ok(Round::Leading), false) => {
                 let (stop, stopped) = watch::channel(false);
@@ -189,6 +207,7 @@ pub async fn run<F, Fut>(
                 stop_leading(&mut leading).await;
                 metrics.set_leader(&lease, false);
             }
+            (Err(_), _) if forbidden => {}
             (Err(e), _) => {
                 tracing::warn!(lease, error = %e, "leader election round failed; retrying")
             }
@@ -352,5 +371,40 @@ mod tests {
         )
         .await;
         assert!(round.await.unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_lease_turns_readiness_off_until_the_rbac_is_fixed() {
+        let (elector, mut api) = elector(Duration::from_secs(15));
+        let config = LeaderElectionConfig {
+            renew_period: Duration::from_millis(10),
+            ..Default::default()
+        };
+        let state = crate::api::AppState::loading();
+        let (stop, shutdown) = watch::channel(false);
+        let running = {
+            let state = state.clone();
+            tokio::spawn(async move {
+                run(elector, config, &state, shutdown, |_| async {}).await;
+            })
+        };
+        answer(&mut api, Method::GET, PATH, 403, status(403, "Forbidden")).await;
+        // The next round's request is made after the first round's report.
+        let (request, respond) = api.next_request().await.expect("a second round");
+        let problem = state.problems.lock().unwrap().get("leaderElection").cloned();
+        let problem = problem.expect("a forbidden Lease is a problem readiness reports");
+        assert!(problem.contains("corbel kubernetes rbac"), "{problem}");
+        assert_eq!(request.uri().path(), PATH);
+        // Allowed now (another replica leads): the problem is gone.
+        respond.send_response(
+            Response::builder()
+                .body(Body::from(serde_json::to_vec(&lease("other", "7", 15)).unwrap()))
+                .unwrap(),
+        );
+        let _ = api.next_request().await;
+        assert!(state.problems.lock().unwrap().is_empty());
+        stop.send(true).unwrap();
+        drop(api);
+        running.await.unwrap();
     }
 }

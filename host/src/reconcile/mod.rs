@@ -201,11 +201,11 @@ pub async fn serve(
                 .or_else(|| std::env::var("POD_NAME").ok())
                 .unwrap_or_else(hostname);
             let elector = leader::Elector::new(client.clone(), &config, identity);
-            let metrics_state = state.clone();
+            let election_state = state.clone();
             leader::run(
                 elector,
                 config,
-                &metrics_state.metrics,
+                &election_state,
                 shutdown,
                 move |stop| run_all(client.clone(), loaded.clone(), state.clone(), stop),
             )

@@ -192,3 +192,19 @@ fn webhooks_only_need_no_rbac() {
     let config = config(BINDINGS);
     assert!(rbac(&needs(&config, &[], "corbel"), &target()).is_empty());
 }
+
+#[test]
+fn the_xds_server_reads_snapshots_and_writes_their_status_only() {
+    let config = config("xds: {listen: 127.0.0.1:18000}\n");
+    let needs = needs(&config, &[], "corbel");
+    let rules: Vec<(String, String)> = needs
+        .cluster
+        .iter()
+        .map(|((_, r), v)| (r.clone(), v.iter().copied().collect::<Vec<_>>().join(",")))
+        .collect();
+    let s = |v: &str| v.to_string();
+    assert_eq!(
+        rules,
+        vec![(s("xdssnapshots"), s("list,patch,watch")), (s("xdssnapshots/status"), s("patch"))]
+    );
+}
