@@ -27,11 +27,12 @@ fn corbel(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// The base configuration, with the image's plugin folder pointed at the locally built plugins.
-fn local_config(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(deploy().join("base/corbel.yaml")).unwrap();
+/// A configuration of `deploy/kubernetes/config/`, with the image's plugin folder pointed at the
+/// locally built plugins.
+fn local_config(dir: &Path, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(deploy().join("config").join(name).join("corbel.yaml")).unwrap();
     let plugins = corbel_e2e::plugin("storage").parent().unwrap().to_owned();
-    let path = dir.join("corbel.yaml");
+    let path = dir.join(format!("{name}.yaml"));
     std::fs::write(
         &path,
         text.replace("/usr/lib/corbel/plugins", plugins.to_str().unwrap()),
@@ -43,15 +44,37 @@ fn local_config(dir: &Path) -> PathBuf {
 #[test]
 fn the_generated_webhooks_and_rbac_are_what_corbel_prints() {
     let dir = tempfile::tempdir().unwrap();
-    let config = local_config(dir.path());
-    for (command, file) in [("webhooks", "webhooks.yaml"), ("rbac", "rbac.yaml")] {
-        let printed = corbel(&["kubernetes", command, "-c", config.to_str().unwrap()]);
-        let kept = std::fs::read_to_string(deploy().join("base").join(file)).unwrap();
-        assert_eq!(
-            printed, kept,
-            "deploy/kubernetes/base/{file} is stale: regenerate it with `corbel kubernetes {command} -c deploy/kubernetes/base/corbel.yaml` (plugins built locally)"
-        );
+    for name in ["default", "gateway"] {
+        let config = local_config(dir.path(), name);
+        for command in ["webhooks", "rbac"] {
+            let printed = corbel(&["kubernetes", command, "-c", config.to_str().unwrap()]);
+            let file = format!("config/{name}/{command}.yaml");
+            let kept = std::fs::read_to_string(deploy().join(&file)).unwrap();
+            assert_eq!(
+                printed, kept,
+                "deploy/kubernetes/{file} is stale: regenerate it with `corbel kubernetes {command} -c deploy/kubernetes/config/{name}/corbel.yaml` (plugins built locally: docs/kubernetes.md)"
+            );
+        }
     }
+}
+
+/// The gateway configuration is the default one plus the gateway domain: a binding or controller
+/// added to one and forgotten in the other fails here.
+#[test]
+fn the_gateway_configuration_is_the_default_one_plus_the_gateway() {
+    let read = |name: &str| -> Value {
+        let text = std::fs::read_to_string(deploy().join("config").join(name).join("corbel.yaml")).unwrap();
+        serde_yaml_ng::from_str(&text).unwrap()
+    };
+    let (default, mut gateway) = (read("default"), read("gateway"));
+    assert!(gateway["xds"]["listen"].as_str().unwrap().ends_with(":18000"), "{gateway}");
+    for list in ["bindings", "controllers"] {
+        let items = gateway[list].as_array_mut().unwrap();
+        items.retain(|item| item["name"] != "gateway");
+    }
+    let object = gateway.as_object_mut().unwrap();
+    object.remove("xds");
+    assert_eq!(&default, &gateway, "config/gateway/corbel.yaml must be config/default/corbel.yaml plus the gateway binding, controller and xds");
 }
 
 /// Renders an overlay (a copy, so that own-ca can get its certificates) into its objects.
@@ -201,7 +224,16 @@ fn the_own_ca_overlay_renders_validates_and_carries_the_ca_bundle() {
     let objects = render("own-ca");
     assert_safe("own-ca", &objects);
     let kinds = by_kind(&objects);
-    let secret = kinds["Secret"].iter().find(|s| s["metadata"]["name"] == "corbel-tls").unwrap();
+    // A hash suffix rolls the pods when the certificate changes; the Deployment follows the name.
+    let secret = kinds["Secret"]
+        .iter()
+        .find(|s| s["metadata"]["name"].as_str().unwrap().starts_with("corbel-tls"))
+        .unwrap();
+    let corbel = kinds["Deployment"].iter().find(|d| d["metadata"]["name"] == "corbel").unwrap();
+    assert!(
+        corbel["spec"]["template"]["spec"]["volumes"].to_string().contains(secret["metadata"]["name"].as_str().unwrap()),
+        "the Deployment mounts the generated Secret: {corbel}"
+    );
     let ca = secret["data"]["ca.crt"].as_str().unwrap();
     for config in objects.iter().filter(|o| o["kind"].as_str().unwrap().ends_with("WebhookConfiguration")) {
         for webhook in config["webhooks"].as_array().unwrap() {
@@ -221,8 +253,39 @@ fn the_gateway_overlay_adds_envoy_bootstrapped_to_corbel_s_xds_service() {
         .iter()
         .find(|c| c["metadata"]["name"].as_str().unwrap().starts_with("corbel-envoy"))
         .unwrap();
-    let text = bootstrap["data"]["envoy.yaml"].as_str().unwrap();
-    assert!(text.contains("corbel.corbel.svc") && text.contains("port_value: 18000"), "{text}");
+    let bootstrap: Value = serde_yaml_ng::from_str(bootstrap["data"]["envoy.yaml"].as_str().unwrap()).unwrap();
+    // The same shape as `corbel xds-bootstrap` (host/src/xds.rs), with the Service's name.
+    let cluster = &bootstrap["static_resources"]["clusters"][0];
+    assert_eq!(cluster["name"], "corbel_xds");
+    assert_eq!(bootstrap["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"], "corbel_xds");
+    let address = &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    assert_eq!(address["address"], "corbel.corbel.svc");
+    // The port Corbel's configuration serves xDS on, behind the Service's `xds` port.
+    let config = kinds["ConfigMap"]
+        .iter()
+        .find(|c| c["metadata"]["name"].as_str().unwrap().starts_with("corbel-config"))
+        .unwrap();
+    let config: Value = serde_yaml_ng::from_str(config["data"]["corbel.yaml"].as_str().unwrap()).unwrap();
+    let port = config["xds"]["listen"].as_str().unwrap().rsplit(':').next().unwrap().parse::<u64>().unwrap();
+    assert_eq!(address["port_value"], port);
     let service = kinds["Service"].iter().find(|s| s["metadata"]["name"] == "corbel").unwrap();
-    assert!(service["spec"]["ports"].to_string().contains("xds"), "{service}");
+    let xds = service["spec"]["ports"].as_array().unwrap().iter().find(|p| p["name"] == "xds").unwrap();
+    assert_eq!(xds["port"], port, "{service}");
+    let envoy = kinds["Deployment"].iter().find(|d| d["metadata"]["name"] == "corbel-envoy").unwrap();
+    let args = envoy["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
+    assert!(args.contains("--service-cluster"), "Envoy names its node group: {args}");
+    // Only the Envoy pods reach the plaintext xDS port.
+    let policy = kinds["NetworkPolicy"].iter().find(|p| p["metadata"]["name"] == "corbel").unwrap();
+    let rule = policy["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["ports"][0]["port"] == port)
+        .unwrap();
+    assert_eq!(rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "corbel-envoy");
+    // The gateway's webhook and its controller's RBAC are there.
+    assert!(objects.iter().any(|o| o["kind"] == "ValidatingWebhookConfiguration"
+        && o["webhooks"].to_string().contains("gateway.webhooks.corbel.dev")));
+    let role = kinds["ClusterRole"].iter().find(|r| r["metadata"]["name"] == "corbel").unwrap();
+    assert!(role["rules"].to_string().contains("xdssnapshots/status"), "{role}");
 }
