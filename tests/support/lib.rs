@@ -3,8 +3,10 @@
 //! trusts that CA. Build everything first with `cargo xtask test` (which sets `CORBEL_BIN` and
 //! `CORBEL_PLUGINS`), or with `cargo xtask plugins && cargo build --release -p corbel`.
 
+pub mod envoy;
 pub mod garage;
 pub mod identity;
+pub mod kong;
 pub mod probes;
 pub mod registry;
 
