@@ -66,6 +66,10 @@ pub struct KubeApi {
     /// The webhook server's state, whose loaded bindings inline admission uses.
     pub webhooks: Arc<AppState>,
     pub inline: Vec<InlineBinding>,
+    /// Held from listing the CRDs to rebuilding the registry from them: two writes' reloads that
+    /// interleave would otherwise let the older list win, and a kind just created would vanish
+    /// (seen as a 404 on the first object of a CRD created while another CRD was written).
+    crd_reload: std::sync::Mutex<()>,
 }
 
 impl KubeApi {
@@ -97,6 +101,7 @@ impl KubeApi {
             authorizer,
             webhooks,
             inline,
+            crd_reload: std::sync::Mutex::new(()),
         }))
     }
 
@@ -210,6 +215,10 @@ impl KubeApi {
     }
 
     fn reload_crds(&self) {
+        let _serialized = self
+            .crd_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match self.store.list(
             &ObjectKey::prefix(CRD_GROUP, "customresourcedefinitions", None),
             None,
