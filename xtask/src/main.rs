@@ -162,6 +162,10 @@ fn run(extra: &[String]) -> Result<(), String> {
     let kubeconfig = root().join("target/corbel-dev/data/kubeconfig");
     // Kept alive (and killed on exit) for as long as `corbel serve` runs.
     let garage = DevGarage::start()?;
+    // Without Envoy the rest still serves; the gateway controller then has no instance to configure.
+    let envoy = DevEnvoy::start()
+        .map_err(|e| eprintln!("==> no Envoy for the gateway controller: {e}"))
+        .ok();
     let storage = match &garage {
         Some(garage) => format!(
             "  The storage controller, with Garage (S3) on {endpoint}:
@@ -183,7 +187,7 @@ fn run(extra: &[String]) -> Result<(), String> {
     };
     eprintln!(
         "
-==> serving on https://127.0.0.1:8443: the embedded Kubernetes-shaped API, three policies and the storage controller (Ctrl-C stops)
+==> serving on https://127.0.0.1:8443: the embedded Kubernetes-shaped API, three policies, the storage and gateway controllers, xDS on 127.0.0.1:18000 (Ctrl-C stops)
 
   From another terminal, as a Kubernetes user:
     kubectl --kubeconfig {kubeconfig} get namespaces
@@ -192,6 +196,10 @@ fn run(extra: &[String]) -> Result<(), String> {
     kubectl --kubeconfig {kubeconfig} get configmap settings -o yaml
 
 {storage}
+  The gateway controller, with one Envoy configured by Corbel over xDS (its log: target/corbel-dev/envoy/envoy.log):
+    kubectl --kubeconfig {kubeconfig} apply -f deploy/crds/ -f deploy/local/examples/gateway.yaml
+    curl -i http://127.0.0.1:10000/readyz                  # 200 through Envoy; the 4th in a minute is 429
+
   As the Kubernetes API server calls the webhooks:
     curl --cacert {ca} -H 'content-type: application/json' \\
          --data @tests/data/reviews/pod-privileged.json https://127.0.0.1:8443/validate/pod-security
@@ -207,6 +215,7 @@ fn run(extra: &[String]) -> Result<(), String> {
         .arg(&config)
         .args(extra);
     let result = step("corbel serve", &mut cmd);
+    drop(envoy);
     drop(garage);
     result
 }
@@ -340,6 +349,59 @@ impl DevGarage {
 }
 
 impl Drop for DevGarage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One Envoy for `cargo xtask run`, configured only by Corbel over xDS (node group
+/// `default/public`, the Gateway of `deploy/local/examples/gateway.yaml`), admin on
+/// 127.0.0.1:9901, log under target/corbel-dev/envoy.
+struct DevEnvoy {
+    child: std::process::Child,
+}
+
+impl DevEnvoy {
+    fn start() -> Result<DevEnvoy, String> {
+        ensure_envoy()?;
+        let dir = root().join("target/corbel-dev/envoy");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+        let out = Command::new(root().join("target/release/corbel"))
+            .args([
+                "xds-bootstrap",
+                "--group",
+                "default/public",
+                "--xds",
+                "127.0.0.1:18000",
+                "--node",
+                "dev-envoy",
+            ])
+            .output()
+            .map_err(|e| format!("failed to run corbel xds-bootstrap: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "corbel xds-bootstrap failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let bootstrap = dir.join("bootstrap.json");
+        std::fs::write(&bootstrap, &out.stdout).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("envoy.log")).map_err(|e| e.to_string())?;
+        let child = Command::new(root().join("target/toolchains/envoy/bin/envoy"))
+            .arg("-c")
+            .arg(&bootstrap)
+            .arg("--disable-hot-restart")
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("failed to start envoy: {e}"))?;
+        Ok(DevEnvoy { child })
+    }
+}
+
+impl Drop for DevEnvoy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
