@@ -21,6 +21,13 @@ use storage::s3::{Client, CorsRule, Credentials, LifecycleRule};
 /// How long the controller may take to get somewhere (a first reconcile waits for discovery).
 const WITHIN: Duration = Duration::from_secs(60);
 
+/// The last `n` lines of a log: a failure's cause is at its end, and a whole log is cut in the
+/// middle by the CI report.
+fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// The store as the test sees it, natively.
 struct Store {
     s3: Client,
@@ -182,10 +189,10 @@ impl Setup {
             }
             assert!(
                 started.elapsed() < WITHIN,
-                "{name} never got {kind}={status}: {:?}\n{}\n{}",
+                "{name} never got {kind}={status}: {:?}\nserver log, last lines:\n{}\n{}",
                 api.get(name).await.map(|o| o.data),
-                self.embedded.server.log(),
-                garage.map(Garage::log).unwrap_or_default()
+                tail(&self.embedded.server.log(), 60),
+                tail(&garage.map(Garage::log).unwrap_or_default(), 30)
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
