@@ -1,0 +1,276 @@
+//! Gateway figures: Corbel driving a real Envoy 1.40 over xDS (`corbel_e2e::envoy`), with the real
+//! `corbel serve` in embedded mode as a separate process (its memory read from /proc).
+//!
+//! ```sh
+//! cargo build --release -p corbel && cargo xtask plugins
+//! cargo bench -p corbel-e2e --bench gateway
+//! ```
+//!
+//! 1. **N Routes and N ConsumeRoutes at once** (N Consumers first): the clock runs from the first
+//!    create (16 in flight) until every Route is `Ready=True` *and* a request to the last Route
+//!    succeeds through Envoy. Host RSS before, at its highest sample (after each create and every
+//!    250 ms while waiting), and after.
+//! 2. **Propagation**: a Route's added header is changed S times; for each, the time from the API
+//!    answering the patch to the first request through Envoy that carries the new value (polled
+//!    back to back). p50 and p99.
+//! 3. **Throughput**, 16 connections for T seconds each, in the same run: the upstream directly,
+//!    through Envoy on an open Route, and through Envoy on a Route with JWT (`jwt_authn`), the
+//!    consumer ACL (`rbac`) and a rate limit far above the load (`local_ratelimit`), so the
+//!    policies' cost shows as a ratio.
+//!
+//! Environment: `CORBEL_BENCH_ROUTES` (1000), `CORBEL_BENCH_CHANGES` (200),
+//! `CORBEL_BENCH_SECONDS` (5).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use corbel_e2e::envoy::{Client, Envoy, GROUP, Provider, Setup, Upstream, free_port};
+use corbel_e2e::probes::condition;
+use futures::StreamExt as _;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde_json::json;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Requests per second from 16 connections for `seconds`.
+async fn throughput(url: String, token: Option<String>, seconds: u64) -> (f64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, other) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (url, token, stop, ok, other) = (
+            url.clone(),
+            token.clone(),
+            stop.clone(),
+            ok.clone(),
+            other.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let http = corbel_e2e::envoy::plain_http();
+            while !stop.load(Ordering::Relaxed) {
+                let mut request = http.get(&url);
+                if let Some(token) = &token {
+                    request = request.bearer_auth(token);
+                }
+                match request.send().await {
+                    Ok(r) if r.status() == 200 => {
+                        let _ = r.bytes().await;
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        other.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    (
+        ok.load(Ordering::Relaxed) as f64 / seconds as f64,
+        other.load(Ordering::Relaxed),
+    )
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let routes = env("CORBEL_BENCH_ROUTES", 1000);
+    let changes = env("CORBEL_BENCH_CHANGES", 200);
+    let seconds = env("CORBEL_BENCH_SECONDS", 5) as u64;
+    let upstream = Upstream::start("a").await;
+    let provider = Provider::start(&[("app-1", "s1")]);
+    let setup = Setup::start(free_port(), None).await;
+    let port = free_port();
+    setup
+        .create(
+            "Gateway",
+            "public",
+            json!({"listener": {"address": "127.0.0.1", "port": port}, "allowLoopbackUpstreams": true,
+                   "issuers": [{"name": "oidc", "issuer": provider.issuer, "jwksUri": provider.jwks_uri().await,
+                                "audiences": [provider.resource]}]}),
+        )
+        .await;
+    let envoy = Envoy::start(GROUP, setup.xds).await;
+    let client = Client::to(port);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = setup.embedded.server.rss_kib();
+
+    // 1. N Routes and N ConsumeRoutes at once.
+    let mut peak = idle;
+    for i in 0..routes {
+        setup
+            .create(
+                "Consumer",
+                &format!("c{i}"),
+                json!({"gatewayRef": {"name": "public"}, "clientId": format!("client-{i}")}),
+            )
+            .await;
+    }
+    let started = Instant::now();
+    let setup_ref = &setup;
+    let url = upstream.url.clone();
+    futures::stream::iter(0..routes)
+        .map(|i| {
+            let url = url.clone();
+            async move {
+                setup_ref
+                    .create(
+                        "Route",
+                        &format!("r{i}"),
+                        json!({"gatewayRef": {"name": "public"}, "paths": [format!("/r{i}")],
+                               "upstreams": [{"url": url}]}),
+                    )
+                    .await;
+                setup_ref
+                    .create(
+                        "ConsumeRoute",
+                        &format!("g{i}"),
+                        json!({"consumerRef": {"name": format!("c{i}")}, "routeRef": {"name": format!("r{i}")}}),
+                    )
+                    .await;
+            }
+        })
+        .buffer_unordered(16)
+        .for_each(|()| {
+            peak = peak.max(setup_ref.embedded.server.rss_kib());
+            std::future::ready(())
+        })
+        .await;
+    let created = started.elapsed();
+    loop {
+        let list = setup
+            .api("Route")
+            .list(&ListParams::default())
+            .await
+            .unwrap();
+        let ready = list
+            .items
+            .iter()
+            .filter(|r| condition(r, "Ready").is_some_and(|c| c["status"] == "True"))
+            .count();
+        peak = peak.max(setup.embedded.server.rss_kib());
+        if ready == routes {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {ready} of {routes} Routes Ready after 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let all_ready = started.elapsed();
+    client
+        .wait_for(&format!("/r{}", routes - 1), None, 200, &envoy, &setup)
+        .await;
+    let served = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = setup.embedded.server.rss_kib();
+    println!(
+        "{routes} Routes + {routes} ConsumeRoutes: created in {:.1} s, all Ready in {:.1} s, served by Envoy in {:.1} s (target < 30 s)",
+        created.as_secs_f64(),
+        all_ready.as_secs_f64(),
+        served.as_secs_f64()
+    );
+    println!(
+        "host RSS: idle {:.1} MiB, peak {:.1} MiB, after {:.1} MiB (target < 200 MiB)",
+        mib(idle),
+        mib(peak),
+        mib(after)
+    );
+
+    // 2. Propagation.
+    setup
+        .create(
+            "Route",
+            "probe",
+            json!({"gatewayRef": {"name": "public"}, "paths": ["/probe"], "upstreams": [{"url": upstream.url}],
+                   "transformation": {"requestHeadersToAdd": {"x-added": "v0"}}}),
+        )
+        .await;
+    client.wait_for("/probe", None, 200, &envoy, &setup).await;
+    let mut samples = Vec::new();
+    for i in 1..=changes {
+        let value = format!("v{i}");
+        setup
+            .api("Route")
+            .patch(
+                "probe",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"transformation": {"requestHeadersToAdd": {"x-added": value}}}})),
+            )
+            .await
+            .unwrap();
+        let acknowledged = Instant::now();
+        loop {
+            let (_, body) = client.get("/probe", None).await;
+            if body.ends_with(&format!(" {value}")) {
+                break;
+            }
+            assert!(
+                acknowledged.elapsed() < Duration::from_secs(30),
+                "change {i} never reached Envoy"
+            );
+        }
+        samples.push(acknowledged.elapsed());
+    }
+    samples.sort();
+    println!(
+        "propagation over {changes} changes: p50 {:.0} ms, p99 {:.0} ms (target p99 < 1 s)",
+        percentile(&samples, 0.5).as_secs_f64() * 1000.0,
+        percentile(&samples, 0.99).as_secs_f64() * 1000.0
+    );
+
+    // 3. Throughput.
+    setup
+        .create(
+            "Route",
+            "secured",
+            json!({"gatewayRef": {"name": "public"}, "paths": ["/secured"], "upstreams": [{"url": upstream.url}],
+                   "security": {"issuer": "oidc"}, "traffic": {"rateLimit": {"perSecond": 1000000}}}),
+        )
+        .await;
+    setup
+        .create(
+            "Consumer",
+            "app-1",
+            json!({"gatewayRef": {"name": "public"}, "clientId": "app-1"}),
+        )
+        .await;
+    setup
+        .create(
+            "ConsumeRoute",
+            "app-1-secured",
+            json!({"consumerRef": {"name": "app-1"}, "routeRef": {"name": "secured"}}),
+        )
+        .await;
+    let token = provider.token("app-1", "s1").await;
+    client
+        .wait_for("/secured", Some(&token), 200, &envoy, &setup)
+        .await;
+    let (direct, _) = throughput(format!("{}/probe", upstream.url), None, seconds).await;
+    let (open, open_errors) = throughput(format!("{}/probe", client.base), None, seconds).await;
+    let (secured, secured_errors) =
+        throughput(format!("{}/secured", client.base), Some(token), seconds).await;
+    println!(
+        "throughput, 16 connections, {seconds} s each: upstream directly {direct:.0} req/s; through Envoy {open:.0} req/s ({:.2}x, {open_errors} errors); with JWT + RBAC + rate limit {secured:.0} req/s ({:.2}x of the open route, {secured_errors} errors)",
+        open / direct,
+        secured / open
+    );
+}
