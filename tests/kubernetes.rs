@@ -197,6 +197,17 @@ fn assert_safe(overlay: &str, objects: &[Value]) {
     assert_eq!(container["resources"]["requests"], serde_json::json!({"cpu": "100m", "memory": "128Mi"}));
     assert_eq!(container["resources"]["limits"], serde_json::json!({"cpu": "500m", "memory": "512Mi"}));
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
+    // Rolling upgrades lose no request: serve on while leaving the endpoints, then shut down
+    // gracefully, all within the grace period.
+    let pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap();
+    let grace = spec["terminationGracePeriodSeconds"].as_u64().unwrap();
+    let config = kinds["ConfigMap"]
+        .iter()
+        .find(|c| c["metadata"]["name"].as_str().unwrap().starts_with("corbel-config"))
+        .unwrap();
+    let config: Value = serde_yaml_ng::from_str(config["data"]["corbel.yaml"].as_str().unwrap()).unwrap();
+    let shutdown = config["shutdownGracePeriod"].as_str().map_or(10, |s| s.trim_end_matches('s').parse::<u64>().unwrap());
+    assert!(pre_stop + shutdown < grace, "{overlay}: preStop {pre_stop} s + shutdown {shutdown} s within {grace} s");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     // Least privilege: nothing in any role is a wildcard.
     for role in kinds["ClusterRole"].iter().chain(kinds["Role"].iter()) {
