@@ -41,6 +41,65 @@ const registration = config.registration
     }
   : {};
 
+// With registration, clients live in an unbounded Map: oidc-provider's default in-memory adapter
+// is an LRU of 1000 entries, and a client and its registration access token are two, so 500
+// registered clients and a rotation of them would silently evict clients still in use.
+const store = new Map();
+class MapAdapter {
+  constructor(model) {
+    this.model = model;
+  }
+
+  key(id) {
+    return `${this.model}:${id}`;
+  }
+
+  async upsert(id, payload, expiresIn) {
+    const key = this.key(id);
+    store.set(key, { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
+    if (payload.grantId) {
+      const grant = `grant:${payload.grantId}`;
+      store.set(grant, (store.get(grant) ?? new Set()).add(key));
+    }
+    if (payload.userCode) store.set(`userCode:${payload.userCode}`, id);
+    if (payload.uid) store.set(`uid:${payload.uid}`, id);
+  }
+
+  async find(id) {
+    const entry = store.get(this.key(id));
+    if (!entry) return undefined;
+    if (entry.expiresAt && entry.expiresAt < Date.now()) {
+      store.delete(this.key(id));
+      return undefined;
+    }
+    return entry.payload;
+  }
+
+  async findByUserCode(userCode) {
+    const id = store.get(`userCode:${userCode}`);
+    return id && this.find(id);
+  }
+
+  async findByUid(uid) {
+    const id = store.get(`uid:${uid}`);
+    return id && this.find(id);
+  }
+
+  async consume(id) {
+    const entry = store.get(this.key(id));
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+
+  async destroy(id) {
+    store.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId) {
+    for (const key of store.get(`grant:${grantId}`) ?? []) store.delete(key);
+    store.delete(`grant:${grantId}`);
+  }
+}
+
 const privateKey = config.signingKey
   ? createPrivateKey(config.signingKey)
   : (await promisify(generateKeyPair)('rsa', { modulusLength: 2048 })).privateKey;
@@ -60,7 +119,7 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
   })),
   jwks: { keys: [signingKey] },
-  ...(config.registration ? { scopes: ['openid', ...scopes] } : {}),
+  ...(config.registration ? { scopes: ['openid', ...scopes], adapter: MapAdapter } : {}),
   features: {
     ...registration,
     devInteractions: { enabled: false },
