@@ -228,6 +228,13 @@ async fn serve(
     address_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
+    for binding in config.rules_not_applied() {
+        tracing::warn!(
+            binding,
+            "binding's rules and selectors are not applied by Corbel without `embedded`: the API server applies the webhook configuration registered there; `corbel kubernetes webhooks -c {}` prints the one to apply",
+            config_path.display()
+        );
+    }
     let files = match (
         &config.tls.development,
         &config.tls.cert_file,

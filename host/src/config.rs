@@ -609,6 +609,22 @@ impl Config {
         Ok(())
     }
 
+    /// Bindings whose `rules` or selectors Corbel does not apply itself: without `embedded`, the
+    /// API server decides what it sends from the webhook configuration registered there, so
+    /// these fields only feed `corbel kubernetes webhooks`. A warning each, for the start's log.
+    pub fn rules_not_applied(&self) -> Vec<&str> {
+        if self.embedded.is_some() {
+            return Vec::new();
+        }
+        self.bindings
+            .iter()
+            .filter(|b| {
+                !b.rules.is_empty() || b.namespace_selector.is_some() || b.object_selector.is_some()
+            })
+            .map(|b| b.name.as_str())
+            .collect()
+    }
+
     /// The leader election to use, if any: as configured, else on in Kubernetes mode.
     pub fn leader_election(&self) -> Option<LeaderElectionConfig> {
         match &self.leader_election {
@@ -723,6 +739,24 @@ mod tests {
             config.tls.development.as_ref().unwrap().dir,
             Path::new("/etc/corbel/tls")
         );
+    }
+
+    #[test]
+    fn names_bindings_whose_rules_corbel_does_not_apply_outside_embedded_mode() {
+        let bindings = "bindings:\n\
+            - {name: ruled, plugin: p.wasm, mode: validate, rules: [{operations: [CREATE], apiGroups: [''], apiVersions: [v1], resources: [pods]}]}\n\
+            - {name: selected, plugin: p.wasm, mode: validate, objectSelector: {matchLabels: {a: b}}}\n\
+            - {name: plain, plugin: p.wasm, mode: validate}\n";
+        let kubernetes = parse(&format!(
+            "tls: {{development: {{dir: tls}}}}\nkubernetes: {{}}\n{bindings}"
+        ))
+        .unwrap();
+        assert_eq!(kubernetes.rules_not_applied(), ["ruled", "selected"]);
+        let embedded = parse(&format!(
+            "tls: {{development: {{dir: tls}}}}\nembedded: {{}}\n{bindings}"
+        ))
+        .unwrap();
+        assert!(embedded.rules_not_applied().is_empty());
     }
 
     #[test]
