@@ -6,7 +6,8 @@
 //!   lifecycle and CORS are read back and written only when they differ; status records the
 //!   effective name and the endpoint.
 //! - [`bucket_cleanup`]: `Retain` lets go; `Delete` deletes the bucket, and a bucket that still
-//!   holds objects blocks the deletion (nothing is lost) until it is emptied.
+//!   holds objects blocks the deletion (nothing is lost) until it is emptied. A name S3 refuses
+//!   was never created, so it lets go at once.
 //! - [`object_store`]: a signed ListBuckets proves the store answers and takes the key.
 //!
 //! Every error is sorted by what helps: transient (the store is down, an object is not there
@@ -304,6 +305,15 @@ pub fn bucket_cleanup(object: &Object, env: &Env) -> Result<Outcome, ReconcileEr
         .unwrap_or_else(|| spec.effective_name(object.name()))
         .to_owned();
     debug_assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+    // `bucket` creates nothing under a name that breaks S3's rules (and records the name it
+    // created in the status), so there is nothing to delete: letting go contacts no store.
+    if let Err(reason) = admission::check_bucket_name(&name) {
+        return Ok(Outcome::default().event(Event::normal(
+            "NothingToDelete",
+            "Delete",
+            format!("{reason}, so no bucket was ever created under it: nothing to delete"),
+        )));
+    }
     let client = store_client(env, &spec.object_store_ref.name).map_err(|e| match e {
         ReconcileError::Transient {
             reason,

@@ -413,6 +413,27 @@ fn delete_cleanup_deletes_an_empty_bucket_and_accepts_one_already_gone() {
 }
 
 #[test]
+fn delete_cleanup_of_an_invalid_name_lets_go_without_the_store_or_its_object_store() {
+    // No ObjectStore and no Secret either: an invalid name must not wait on them.
+    let (mut cluster, settings) = (cluster(), Settings::default());
+    cluster.stores.clear();
+    cluster.secrets.clear();
+    let store = FakeStore::default();
+    for name in ["Photos_2024", "ab", "xn--photos"] {
+        let spec = json!({"objectStoreRef": {"name": "garage"}, "deletionPolicy": "Delete", "bucketName": name});
+        let outcome = bucket_cleanup(&bucket_object(spec), &env(&cluster, &store, &settings))
+            .expect("an invalid name lets go");
+        assert_eq!(outcome.events[0].reason, "NothingToDelete");
+        assert!(
+            outcome.events[0].note.contains(name),
+            "{:?}",
+            outcome.events[0]
+        );
+    }
+    assert!(store.log.borrow().is_empty(), "{:?}", store.log.borrow());
+}
+
+#[test]
 fn delete_cleanup_without_its_object_store_waits_and_says_how_to_let_go() {
     let (mut cluster, store, settings) = (cluster(), FakeStore::default(), Settings::default());
     cluster.stores.clear();
