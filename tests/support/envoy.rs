@@ -298,7 +298,7 @@ pub const WITHIN: Duration = Duration::from_secs(60);
 /// The node group of Gateway `public` in `default`.
 pub const GROUP: &str = "default/public";
 /// What the gateway controller reads and writes (its manifest asks, the operator grants).
-const GRANTS: &str = "{read: [{apiVersion: gateway.corbel.dev/v1alpha1, kind: Gateway}, {apiVersion: gateway.corbel.dev/v1alpha1, kind: Route}, {apiVersion: gateway.corbel.dev/v1alpha1, kind: Consumer}, {apiVersion: gateway.corbel.dev/v1alpha1, kind: ConsumeRoute}, {apiVersion: xds.corbel.dev/v1alpha1, kind: XdsSnapshot}], write: [{apiVersion: xds.corbel.dev/v1alpha1, kind: XdsSnapshot}]}";
+pub const GRANTS: &str = "{read: [{apiVersion: gateway.corbel.dev/v1alpha1, kind: Gateway}, {apiVersion: gateway.corbel.dev/v1alpha1, kind: Route}, {apiVersion: gateway.corbel.dev/v1alpha1, kind: Consumer}, {apiVersion: gateway.corbel.dev/v1alpha1, kind: ConsumeRoute}, {apiVersion: xds.corbel.dev/v1alpha1, kind: XdsSnapshot}], write: [{apiVersion: xds.corbel.dev/v1alpha1, kind: XdsSnapshot}]}";
 
 /// `corbel serve` in embedded mode with the gateway controller, its CRDs, and xDS served on
 /// `xds`.
