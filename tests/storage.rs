@@ -79,7 +79,7 @@ impl Setup {
         let bindings = binding("storage", "storage", "validate", "{}", POLICY_RULES);
         let controllers = match garage {
             Some(garage) => format!(
-                "controllers:\n  - name: storage\n    plugin: {}\n    settings: {{resyncSeconds: 1, blockedRetrySeconds: 1}}\n    timeout: 10s\n    backoff: {{initial: 200ms, max: 1s}}\n    grants:\n      secrets: [{{namespace: '@self'}}]\n      http: ['{}']\n      resources: {{read: [{{apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore}}]}}\n",
+                "controllers:\n  - name: storage\n    plugin: {}\n    settings: {{resyncSeconds: 1, blockedRetrySeconds: 1}}\n    timeout: 10s\n    backoff: {{initial: 200ms, max: 1s}}\n    grants:\n      secrets: [{{namespace: '@self'}}]\n      http: ['{}']\n      resources: {{read: [{{apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore}}, {{apiVersion: storage.corbel.dev/v1alpha1, kind: Bucket}}]}}\n",
                 plugin("storage").display(),
                 garage.endpoint()
             ),

@@ -158,7 +158,7 @@ async fn main() {
         "rules:\n- {operations: [CREATE, UPDATE], apiGroups: [storage.corbel.dev], apiVersions: [v1alpha1], resources: [buckets, objectstores]}",
     );
     let controllers = format!(
-        "controllers:\n  - name: storage\n    plugin: {}\n    concurrency: {concurrency}\n    settings: {{resyncSeconds: 3600}}\n    grants:\n      secrets: [{{namespace: '@self'}}]\n      http: ['{}']\n      resources: {{read: [{{apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore}}]}}\n  - name: probe\n    plugin: {}\n",
+        "controllers:\n  - name: storage\n    plugin: {}\n    concurrency: {concurrency}\n    settings: {{resyncSeconds: 3600}}\n    grants:\n      secrets: [{{namespace: '@self'}}]\n      http: ['{}']\n      resources: {{read: [{{apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore}}, {{apiVersion: storage.corbel.dev/v1alpha1, kind: Bucket}}]}}\n  - name: probe\n    plugin: {}\n",
         plugin("storage").display(),
         garage.endpoint(),
         plugin("probe_controller").display(),

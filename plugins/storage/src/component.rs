@@ -41,8 +41,7 @@ impl Controller for Storage {
         let env = host_env(settings);
         match kind(object) {
             "Bucket" => reconcile::bucket_cleanup(object, &env),
-            // Nothing on the store belongs to the ObjectStore itself.
-            "ObjectStore" => Ok(Outcome::default()),
+            "ObjectStore" => reconcile::object_store_cleanup(object, &env),
             other => Err(unknown_kind(other)),
         }
     }
@@ -93,6 +92,14 @@ impl Cluster for HostCluster {
 
     fn secret(&self, name: &str) -> Result<BTreeMap<String, Vec<u8>>, CapabilityError> {
         secrets::get(None, name)
+    }
+
+    fn buckets(&self) -> Result<Vec<Value>, CapabilityError> {
+        let kind = GroupVersionKind {
+            kind: "Bucket".into(),
+            ..object_store_kind()
+        };
+        resources::list(&kind, None, None)
     }
 }
 

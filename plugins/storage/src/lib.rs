@@ -32,5 +32,8 @@ capabilities:
   secrets: true
   http: true
   resources:
-    read: [{apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore}]
+    read:
+      - {apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore}
+      # An ObjectStore's cleanup waits while Buckets name it.
+      - {apiVersion: storage.corbel.dev/v1alpha1, kind: Bucket}
 "#;

@@ -78,6 +78,8 @@ impl Settings {
 pub trait Cluster {
     fn object_store(&self, name: &str) -> Result<Option<Value>, CapabilityError>;
     fn secret(&self, name: &str) -> Result<BTreeMap<String, Vec<u8>>, CapabilityError>;
+    /// Every Bucket in the namespace.
+    fn buckets(&self) -> Result<Vec<Value>, CapabilityError>;
 }
 
 /// Everything a reconcile needs from outside.
@@ -319,7 +321,7 @@ pub fn bucket_cleanup(object: &Object, env: &Env) -> Result<Outcome, ReconcileEr
             reason,
             message,
             retry_after,
-        } if reason == "ObjectStoreNotFound" => ReconcileError::Transient {
+        } if reason == "ObjectStoreNotFound" || reason == "SecretNotFound" => ReconcileError::Transient {
             message: format!(
                 "{message}; or set spec.deletionPolicy to Retain to let the Bucket go and keep the bucket"
             ),
@@ -347,6 +349,44 @@ pub fn bucket_cleanup(object: &Object, env: &Env) -> Result<Outcome, ReconcileEr
         )),
         Err(e) => Err(s3_failure(env, e)),
     }
+}
+
+/// Waits while Buckets name the ObjectStore: their cleanup (a `Delete` one deletes its bucket)
+/// needs it. Without the grant to read Buckets it lets go as before, with a Warning that says so.
+pub fn object_store_cleanup(object: &Object, env: &Env) -> Result<Outcome, ReconcileError> {
+    let buckets = match env.cluster.buckets() {
+        Ok(buckets) => buckets,
+        Err(CapabilityError::AccessDenied(message)) => {
+            return Ok(Outcome::default().event(Event::warning(
+                "BucketsNotChecked",
+                "Delete",
+                format!(
+                    "ObjectStore {} let go without checking for Buckets that still need it ({message}): \
+                     grant the storage controller resources.read of storage.corbel.dev/v1alpha1 Bucket",
+                    object.name()
+                ),
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut waiting: Vec<&str> = buckets
+        .iter()
+        .filter(|b| b["spec"]["objectStoreRef"]["name"].as_str() == Some(object.name()))
+        .filter_map(|b| b["metadata"]["name"].as_str())
+        .collect();
+    if waiting.is_empty() {
+        return Ok(Outcome::default());
+    }
+    waiting.sort_unstable();
+    Err(ReconcileError::transient(
+        "ObjectStoreInUse",
+        format!(
+            "ObjectStore {} is still used by Buckets ({}): it goes once they are gone (their cleanup needs it)",
+            object.name(),
+            waiting.join(", ")
+        ),
+    )
+    .retry_after(env.settings.blocked_retry().min(Duration::from_secs(5))))
 }
 
 /// Checks that the store answers and takes the credentials.

@@ -164,6 +164,8 @@ impl Transport for FakeStore {
 struct FakeCluster {
     stores: BTreeMap<String, Value>,
     secrets: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    buckets: Vec<Value>,
+    buckets_denied: bool,
 }
 
 impl Cluster for FakeCluster {
@@ -175,6 +177,15 @@ impl Cluster for FakeCluster {
         self.secrets.get(name).cloned().ok_or_else(|| {
             CapabilityError::NotFound(format!("secret default/{name} does not exist"))
         })
+    }
+
+    fn buckets(&self) -> Result<Vec<Value>, CapabilityError> {
+        if self.buckets_denied {
+            return Err(CapabilityError::AccessDenied(
+                "resources: reading Bucket is not granted".into(),
+            ));
+        }
+        Ok(self.buckets.clone())
     }
 }
 
@@ -449,6 +460,21 @@ fn delete_cleanup_without_its_object_store_waits_and_says_how_to_let_go() {
 }
 
 #[test]
+fn delete_cleanup_without_its_secret_waits_and_says_how_to_let_go() {
+    let (mut cluster, store, settings) = (cluster(), FakeStore::default(), Settings::default());
+    cluster.secrets.clear();
+    let spec = json!({"objectStoreRef": {"name": "garage"}, "deletionPolicy": "Delete"});
+    let error =
+        bucket_cleanup(&bucket_object(spec), &env(&cluster, &store, &settings)).unwrap_err();
+    let (reason, message, permanent, _) = reason(&error);
+    assert_eq!((reason, permanent), ("SecretNotFound", false));
+    assert!(
+        message.contains("set spec.deletionPolicy to Retain"),
+        "{message}"
+    );
+}
+
+#[test]
 fn delete_cleanup_of_a_bucket_with_objects_blocks_and_looks_again_later() {
     let (cluster, settings) = (
         cluster(),
@@ -508,4 +534,32 @@ fn settings_default_when_absent_and_refuse_unknown_fields() {
         (300, 30)
     );
     assert!(serde_json::from_str::<Settings>(r#"{"resync": 1}"#).is_err());
+}
+
+#[test]
+fn object_store_cleanup_waits_while_buckets_name_it() {
+    // A namespace being deleted: the ObjectStore must outlive the Buckets whose cleanup needs it.
+    let (mut cluster, store, settings) = (cluster(), FakeStore::default(), Settings::default());
+    let object = Object(store_object());
+    cluster.buckets = vec![
+        bucket_object(json!({"objectStoreRef": {"name": "garage"}, "deletionPolicy": "Delete"})).0,
+        bucket_object(json!({"objectStoreRef": {"name": "other"}})).0,
+    ];
+    let error = object_store_cleanup(&object, &env(&cluster, &store, &settings)).unwrap_err();
+    let (reason, message, permanent, retry) = reason(&error);
+    assert_eq!((reason, permanent), ("ObjectStoreInUse", false));
+    assert!(message.contains("Buckets (photos)"), "{message}");
+    assert!(
+        retry.is_some_and(|r| r <= Duration::from_secs(5)),
+        "{retry:?}"
+    );
+
+    cluster.buckets.remove(0);
+    object_store_cleanup(&object, &env(&cluster, &store, &settings))
+        .expect("no Bucket names it: it goes");
+    cluster.buckets_denied = true;
+    let outcome = object_store_cleanup(&object, &env(&cluster, &store, &settings))
+        .expect("without the grant it lets go, as before");
+    assert_eq!(outcome.events[0].reason, "BucketsNotChecked");
+    assert!(store.log.borrow().is_empty());
 }
