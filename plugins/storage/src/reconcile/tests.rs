@@ -445,33 +445,26 @@ fn delete_cleanup_of_an_invalid_name_lets_go_without_the_store_or_its_object_sto
 }
 
 #[test]
-fn delete_cleanup_without_its_object_store_waits_and_says_how_to_let_go() {
-    let (mut cluster, store, settings) = (cluster(), FakeStore::default(), Settings::default());
-    cluster.stores.clear();
-    let spec = json!({"objectStoreRef": {"name": "garage"}, "deletionPolicy": "Delete"});
-    let error =
-        bucket_cleanup(&bucket_object(spec), &env(&cluster, &store, &settings)).unwrap_err();
-    let (reason, message, permanent, _) = reason(&error);
-    assert_eq!((reason, permanent), ("ObjectStoreNotFound", false));
-    assert!(
-        message.contains("set spec.deletionPolicy to Retain"),
-        "{message}"
-    );
-}
-
-#[test]
-fn delete_cleanup_without_its_secret_waits_and_says_how_to_let_go() {
-    let (mut cluster, store, settings) = (cluster(), FakeStore::default(), Settings::default());
-    cluster.secrets.clear();
-    let spec = json!({"objectStoreRef": {"name": "garage"}, "deletionPolicy": "Delete"});
-    let error =
-        bucket_cleanup(&bucket_object(spec), &env(&cluster, &store, &settings)).unwrap_err();
-    let (reason, message, permanent, _) = reason(&error);
-    assert_eq!((reason, permanent), ("SecretNotFound", false));
-    assert!(
-        message.contains("set spec.deletionPolicy to Retain"),
-        "{message}"
-    );
+fn delete_cleanup_without_its_object_store_or_secret_waits_and_says_how_to_let_go() {
+    let without_store = |c: &mut FakeCluster| c.stores.clear();
+    let without_secret = |c: &mut FakeCluster| c.secrets.clear();
+    let cases: [(&dyn Fn(&mut FakeCluster), &str); 2] = [
+        (&without_store, "ObjectStoreNotFound"),
+        (&without_secret, "SecretNotFound"),
+    ];
+    for (remove, expected) in cases {
+        let (mut cluster, store, settings) = (cluster(), FakeStore::default(), Settings::default());
+        remove(&mut cluster);
+        let spec = json!({"objectStoreRef": {"name": "garage"}, "deletionPolicy": "Delete"});
+        let error =
+            bucket_cleanup(&bucket_object(spec), &env(&cluster, &store, &settings)).unwrap_err();
+        let (reason, message, permanent, _) = reason(&error);
+        assert_eq!((reason, permanent), (expected, false));
+        assert!(
+            message.contains("set spec.deletionPolicy to Retain"),
+            "{message}"
+        );
+    }
 }
 
 #[test]
