@@ -150,6 +150,9 @@ impl Runtime {
             // dirtied (found with Linux's PAGEMAP_SCAN) instead of `madvise`-ing it away: no
             // TLB shootdowns across cores and no page faults when the next request reuses it.
             // Beyond `keep_resident`, and on kernels without PAGEMAP_SCAN, memory is decommitted.
+            // Wasmtime 48's scan stops after 32 dirty runs of pages and unmaps the rest, so a
+            // JavaScript or Python sandbox (39 and 243 faults per request) still faults: a larger
+            // `keep_resident` does not help (measured, docs/languages.md); wasmtime#14357 would.
             .pagemap_scan(wasmtime::Enabled::Auto)
             .linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(KEEP_RESIDENT);
