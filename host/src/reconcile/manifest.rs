@@ -9,7 +9,8 @@
 //!     owns: [{apiVersion: v1, kind: ConfigMap}]
 //!     watches:
 //!       # an ObjectStore change reconciles the Buckets whose spec.objectStoreRef.name names it
-//!       - {apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore, referencedBy: spec.objectStoreRef.name}
+//!       - {apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore, referencedBy: spec.objectStoreRef.name,
+//!          statusFields: [conditions]}  # only its conditions of its status are read
 //!       # a ConsumeRoute change reconciles the Route its spec.route names
 //!       - {apiVersion: gateway.corbel.dev/v1alpha1, kind: ConsumeRoute, parentField: spec.route}
 //! capabilities:
@@ -63,6 +64,12 @@ pub struct Watch {
     /// A dotted path in the *watched* object holding the reconciled object's name.
     #[serde(default)]
     pub parent_field: Option<String>,
+    /// The fields of the watched object's `status` this reconcile reads (`conditions` by
+    /// type, status and reason). Other status writes of the watched object then reconcile
+    /// nothing; absent, any status change does. Spec, labels, annotations, generation and
+    /// deletion always count.
+    #[serde(default)]
+    pub status_fields: Option<Vec<String>>,
 }
 
 impl Watch {

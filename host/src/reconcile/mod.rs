@@ -11,6 +11,7 @@
 //!
 //! [`leader`] runs all of it only while this replica holds a Lease.
 
+mod changes;
 pub mod leader;
 pub mod manifest;
 mod status;
@@ -317,14 +318,13 @@ async fn run_kind(
             return;
         };
         let watched_api = Api::<DynamicObject>::all_with(client.clone(), &watched);
+        let changes = changes::watch(watched_api, watch.status_fields.clone());
         let parent = resource.clone();
         runtime_controller = match (&watch.referenced_by, &watch.parent_field) {
             (Some(path), _) => {
                 let (store, path) = (runtime_controller.store(), path.clone());
-                runtime_controller.watches_with(
-                    watched_api,
-                    watched,
-                    watcher::Config::default(),
+                runtime_controller.watches_stream_with(
+                    changes,
                     move |other| {
                         let (other_name, other_namespace) = (other.name_any(), other.namespace());
                         store
@@ -337,14 +337,13 @@ async fn run_kind(
                             .map(|o| ObjectRef::from_obj_with(o.as_ref(), parent.clone()))
                             .collect::<Vec<_>>()
                     },
+                    watched,
                 )
             }
             (None, Some(path)) => {
                 let path = path.clone();
-                runtime_controller.watches_with(
-                    watched_api,
-                    watched,
-                    watcher::Config::default(),
+                runtime_controller.watches_stream_with(
+                    changes,
                     move |other| {
                         field_of(&other, &path).map(|parent_name| {
                             let reference = ObjectRef::new_with(&parent_name, parent.clone());
@@ -354,6 +353,7 @@ async fn run_kind(
                             }
                         })
                     },
+                    watched,
                 )
             }
             (None, None) => unreachable!("Manifest::parse checks each watch names a field"),
