@@ -19,8 +19,6 @@ use corbel_e2e::envoy::{self, Client, Envoy, GROUP, Upstream, free_port};
 use corbel_e2e::identity::{self, AUDIENCE, POLICY_RULES, Provider, identity_kind};
 use corbel_e2e::probes::create_crd_file;
 use corbel_e2e::{Embedded, binding, plugin};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, PostParams};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,19 +52,6 @@ async fn a_clients_secret_obtains_a_token_that_envoy_admits_on_its_granted_route
     ] {
         create_crd_file(&client, &format!("deploy/crds/{crd}.yaml")).await;
     }
-    // The xDS server installs its CRD once at start; while the identity binding is still loading
-    // the API refuses (503) and the server only warns "apply deploy/crds/xdssnapshots...": do
-    // that, as its operator would (409 when the server's own attempt won).
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let path = corbel_e2e::root().join("deploy/crds/xdssnapshots.xds.corbel.dev.yaml");
-    let crd: CustomResourceDefinition =
-        serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    match crds.create(&PostParams::default(), &crd).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(status)) if status.code == 409 => {}
-        Err(e) => panic!("creating the XdsSnapshot CRD: {e}"),
-    }
-
     // The identity side: a provider, a realm, a client; the consumer reads only the Secret.
     let ids = identity::Setup { embedded, client };
     ids.provider(json!({"oidc": {"issuer": provider.issuer}}))

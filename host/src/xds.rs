@@ -115,17 +115,21 @@ impl Room {
         mut reports: mpsc::UnboundedReceiver<Report>,
         mut stop: watch::Receiver<bool>,
     ) {
-        if install_crd
-            && let Err(e) = crate::registry::kind::create_crd_if_missing(&client, CRD).await
-        {
-            tracing::warn!(error = %e, "failed to create the XdsSnapshot CRD");
-        }
         let mut warned = false;
-        while let Err(e) = self
-            .api
-            .list(&kube::api::ListParams::default().limit(1))
-            .await
-        {
+        loop {
+            // Tried again each round: the API may refuse it for a while (bindings loading: 503).
+            if install_crd
+                && let Err(e) = crate::registry::kind::create_crd_if_missing(&client, CRD).await
+            {
+                tracing::debug!(error = %e, "failed to create the XdsSnapshot CRD; retrying");
+            }
+            let Err(e) = self
+                .api
+                .list(&kube::api::ListParams::default().limit(1))
+                .await
+            else {
+                break;
+            };
             if !warned {
                 tracing::warn!(error = %e, "XdsSnapshots cannot be listed yet (apply deploy/crds/xdssnapshots.xds.corbel.dev.yaml; in Kubernetes mode Corbel needs list, watch and patch on xdssnapshots and xdssnapshots/status); retrying every 2 s");
                 warned = true;

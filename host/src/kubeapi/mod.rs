@@ -245,14 +245,6 @@ impl KubeApi {
         if self.inline.is_empty() {
             return Ok(None);
         }
-        let bindings = self.webhooks.bindings.load();
-        let Some(set) = bindings.as_ref() else {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailable",
-                "admission bindings are still loading; retry shortly",
-            ));
-        };
         let namespace_labels = match target.namespace.as_deref() {
             Some(ns) => self
                 .store
@@ -261,6 +253,23 @@ impl KubeApi {
                 .and_then(|n| n.pointer("/metadata/labels").cloned())
                 .unwrap_or(json!({})),
             None => json!({}),
+        };
+        let bindings = self.webhooks.bindings.load();
+        let Some(set) = bindings.as_ref() else {
+            // While bindings load, only the writes a binding's rules match wait: a CRD or an
+            // object no binding looks at goes through, as the API server lets through what no
+            // webhook matches (the host's own CRDs are created during this window).
+            let matched = self.inline.iter().any(|inline| {
+                inline.matches(target, operation, object.or(old), &namespace_labels)
+            });
+            if !matched {
+                return Ok(None);
+            }
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "admission bindings are still loading; retry shortly",
+            ));
         };
         let mut current = object.cloned();
         let mut mutated = false;
