@@ -19,7 +19,8 @@ use tokio::net::TcpStream;
 const FAILSAFE: Duration = Duration::from_secs(30);
 
 /// Short limits, so that a held socket is let go quickly.
-const SHORT: &str = "connections:\n  handshakeTimeout: 300ms\n  headerReadTimeout: 300ms\n  idleTimeout: 300ms\n";
+const SHORT: &str =
+    "connections:\n  handshakeTimeout: 300ms\n  headerReadTimeout: 300ms\n  idleTimeout: 300ms\n";
 
 async fn start(extra: &str) -> Server {
     let bindings = binding(
@@ -92,7 +93,8 @@ async fn idle_tcp_connections_and_half_sent_tls_hellos_are_released() {
         held.push(socket);
     }
     for socket in held {
-        let received = read_until_closed(socket, "a socket that never finishes its handshake").await;
+        let received =
+            read_until_closed(socket, "a socket that never finishes its handshake").await;
         assert!(
             received.is_empty() || received[0] == 0x15,
             "nothing but a TLS alert comes back: {received:?}"

@@ -30,7 +30,8 @@ fn corbel(args: &[&str]) -> String {
 /// A configuration of `deploy/kubernetes/config/`, with the image's plugin folder pointed at the
 /// locally built plugins.
 fn local_config(dir: &Path, name: &str) -> PathBuf {
-    let text = std::fs::read_to_string(deploy().join("config").join(name).join("corbel.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(deploy().join("config").join(name).join("corbel.yaml")).unwrap();
     let plugins = corbel_e2e::plugin("storage").parent().unwrap().to_owned();
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(
@@ -63,18 +64,28 @@ fn the_generated_webhooks_and_rbac_are_what_corbel_prints() {
 #[test]
 fn the_gateway_configuration_is_the_default_one_plus_the_gateway() {
     let read = |name: &str| -> Value {
-        let text = std::fs::read_to_string(deploy().join("config").join(name).join("corbel.yaml")).unwrap();
+        let text = std::fs::read_to_string(deploy().join("config").join(name).join("corbel.yaml"))
+            .unwrap();
         serde_yaml_ng::from_str(&text).unwrap()
     };
     let (default, mut gateway) = (read("default"), read("gateway"));
-    assert!(gateway["xds"]["listen"].as_str().unwrap().ends_with(":18000"), "{gateway}");
+    assert!(
+        gateway["xds"]["listen"]
+            .as_str()
+            .unwrap()
+            .ends_with(":18000"),
+        "{gateway}"
+    );
     for list in ["bindings", "controllers"] {
         let items = gateway[list].as_array_mut().unwrap();
         items.retain(|item| item["name"] != "gateway");
     }
     let object = gateway.as_object_mut().unwrap();
     object.remove("xds");
-    assert_eq!(&default, &gateway, "config/gateway/corbel.yaml must be config/default/corbel.yaml plus the gateway binding, controller and xds");
+    assert_eq!(
+        &default, &gateway,
+        "config/gateway/corbel.yaml must be config/default/corbel.yaml plus the gateway binding, controller and xds"
+    );
 }
 
 /// Renders an overlay (a copy, so that own-ca can get its certificates) into its objects.
@@ -116,7 +127,11 @@ fn render(overlay: &str) -> Vec<Value> {
 
 /// Kinds whose schemas are CRDs from elsewhere (cert-manager, Prometheus Operator): not in
 /// kubernetes-validate's published schemas, so they are only checked for their safety fields.
-const FOREIGN: [&str; 3] = ["cert-manager.io/v1", "monitoring.coreos.com/v1", "storage.corbel.dev/v1alpha1"];
+const FOREIGN: [&str; 3] = [
+    "cert-manager.io/v1",
+    "monitoring.coreos.com/v1",
+    "storage.corbel.dev/v1alpha1",
+];
 
 fn validate(overlay: &str, text: &str, dir: &Path) {
     let tool = root().join("target/toolchains/kubernetes-validate/bin/kubernetes-validate");
@@ -127,7 +142,11 @@ fn validate(overlay: &str, text: &str, dir: &Path) {
     );
     let own: Vec<&str> = text
         .split("\n---\n")
-        .filter(|d| !FOREIGN.iter().any(|g| d.contains(&format!("apiVersion: {g}\n"))))
+        .filter(|d| {
+            !FOREIGN
+                .iter()
+                .any(|g| d.contains(&format!("apiVersion: {g}\n")))
+        })
         .collect();
     let file = dir.join("kubernetes-kinds.yaml");
     std::fs::write(&file, own.join("\n---\n")).unwrap();
@@ -159,23 +178,47 @@ fn by_kind(objects: &[Value]) -> BTreeMap<String, Vec<&Value>> {
 
 fn assert_safe(overlay: &str, objects: &[Value]) {
     let kinds = by_kind(objects);
-    for kind in ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "Deployment", "PodDisruptionBudget", "ConfigMap", "Service", "NetworkPolicy", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"] {
+    for kind in [
+        "Namespace",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "Deployment",
+        "PodDisruptionBudget",
+        "ConfigMap",
+        "Service",
+        "NetworkPolicy",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ] {
         assert!(kinds.contains_key(kind), "{overlay}: no {kind}");
     }
-    let webhooks: Vec<&Value> = ["ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"]
-        .iter()
-        .flat_map(|k| kinds[*k].iter())
-        .flat_map(|c| c["webhooks"].as_array().unwrap())
-        .collect();
+    let webhooks: Vec<&Value> = [
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ]
+    .iter()
+    .flat_map(|k| kinds[*k].iter())
+    .flat_map(|c| c["webhooks"].as_array().unwrap())
+    .collect();
     for webhook in &webhooks {
         assert_eq!(webhook["sideEffects"], "None", "{overlay}: {webhook}");
-        assert!(webhook["timeoutSeconds"].as_u64().unwrap() <= 10, "{overlay}: {webhook}");
+        assert!(
+            webhook["timeoutSeconds"].as_u64().unwrap() <= 10,
+            "{overlay}: {webhook}"
+        );
         let selector = webhook["namespaceSelector"].to_string();
         for namespace in ["kube-system", "kube-node-lease", "\"corbel\""] {
-            assert!(selector.contains(namespace), "{overlay}: {namespace} is not left out: {webhook}");
+            assert!(
+                selector.contains(namespace),
+                "{overlay}: {namespace} is not left out: {webhook}"
+            );
         }
         assert!(
-            webhook["matchConditions"].to_string().contains("system:serviceaccount:corbel:corbel"),
+            webhook["matchConditions"]
+                .to_string()
+                .contains("system:serviceaccount:corbel:corbel"),
             "{overlay}: Corbel's own account is not left out: {webhook}"
         );
     }
@@ -186,32 +229,66 @@ fn assert_safe(overlay: &str, objects: &[Value]) {
     let spec = &corbel["spec"]["template"]["spec"];
     assert_eq!(corbel["spec"]["replicas"], 2, "{overlay}");
     assert!(spec["affinity"]["podAntiAffinity"].is_object(), "{overlay}");
-    assert!(spec["topologySpreadConstraints"].to_string().contains("topology.kubernetes.io/zone"), "{overlay}");
+    assert!(
+        spec["topologySpreadConstraints"]
+            .to_string()
+            .contains("topology.kubernetes.io/zone"),
+        "{overlay}"
+    );
     let container = &spec["containers"][0];
     let security = &container["securityContext"];
     assert_eq!(security["readOnlyRootFilesystem"], true, "{overlay}");
     assert_eq!(security["runAsNonRoot"], true, "{overlay}");
     assert_eq!(security["allowPrivilegeEscalation"], false, "{overlay}");
-    assert_eq!(security["capabilities"]["drop"], serde_json::json!(["ALL"]), "{overlay}");
-    assert_eq!(spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{overlay}");
-    assert_eq!(container["resources"]["requests"], serde_json::json!({"cpu": "100m", "memory": "128Mi"}));
-    assert_eq!(container["resources"]["limits"], serde_json::json!({"cpu": "500m", "memory": "512Mi"}));
+    assert_eq!(
+        security["capabilities"]["drop"],
+        serde_json::json!(["ALL"]),
+        "{overlay}"
+    );
+    assert_eq!(
+        spec["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+        "{overlay}"
+    );
+    assert_eq!(
+        container["resources"]["requests"],
+        serde_json::json!({"cpu": "100m", "memory": "128Mi"})
+    );
+    assert_eq!(
+        container["resources"]["limits"],
+        serde_json::json!({"cpu": "500m", "memory": "512Mi"})
+    );
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     // Rolling upgrades lose no request: serve on while leaving the endpoints, then shut down
     // gracefully, all within the grace period.
-    let pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap();
+    let pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap();
     let grace = spec["terminationGracePeriodSeconds"].as_u64().unwrap();
     let config = kinds["ConfigMap"]
         .iter()
-        .find(|c| c["metadata"]["name"].as_str().unwrap().starts_with("corbel-config"))
+        .find(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("corbel-config")
+        })
         .unwrap();
-    let config: Value = serde_yaml_ng::from_str(config["data"]["corbel.yaml"].as_str().unwrap()).unwrap();
-    let shutdown = config["shutdownGracePeriod"].as_str().map_or(10, |s| s.trim_end_matches('s').parse::<u64>().unwrap());
-    assert!(pre_stop + shutdown < grace, "{overlay}: preStop {pre_stop} s + shutdown {shutdown} s within {grace} s");
+    let config: Value =
+        serde_yaml_ng::from_str(config["data"]["corbel.yaml"].as_str().unwrap()).unwrap();
+    let shutdown = config["shutdownGracePeriod"]
+        .as_str()
+        .map_or(10, |s| s.trim_end_matches('s').parse::<u64>().unwrap());
+    assert!(
+        pre_stop + shutdown < grace,
+        "{overlay}: preStop {pre_stop} s + shutdown {shutdown} s within {grace} s"
+    );
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     // Least privilege: nothing in any role is a wildcard.
     for role in kinds["ClusterRole"].iter().chain(kinds["Role"].iter()) {
-        assert!(!role["rules"].to_string().contains("\"*\""), "{overlay}: a wildcard in {role}");
+        assert!(
+            !role["rules"].to_string().contains("\"*\""),
+            "{overlay}: a wildcard in {role}"
+        );
     }
 }
 
@@ -219,14 +296,23 @@ fn assert_safe(overlay: &str, objects: &[Value]) {
 fn the_cert_manager_overlay_renders_validates_and_injects_the_ca() {
     let objects = render("cert-manager");
     assert_safe("cert-manager", &objects);
-    for config in objects.iter().filter(|o| o["kind"].as_str().unwrap().ends_with("WebhookConfiguration")) {
+    for config in objects.iter().filter(|o| {
+        o["kind"]
+            .as_str()
+            .unwrap()
+            .ends_with("WebhookConfiguration")
+    }) {
         assert_eq!(
-            config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"], "corbel/corbel-serving",
+            config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"],
+            "corbel/corbel-serving",
             "{config}"
         );
     }
     let kinds = by_kind(&objects);
-    let serving = kinds["Certificate"].iter().find(|c| c["metadata"]["name"] == "corbel-serving").unwrap();
+    let serving = kinds["Certificate"]
+        .iter()
+        .find(|c| c["metadata"]["name"] == "corbel-serving")
+        .unwrap();
     assert_eq!(serving["spec"]["secretName"], "corbel-tls");
 }
 
@@ -238,15 +324,30 @@ fn the_own_ca_overlay_renders_validates_and_carries_the_ca_bundle() {
     // A hash suffix rolls the pods when the certificate changes; the Deployment follows the name.
     let secret = kinds["Secret"]
         .iter()
-        .find(|s| s["metadata"]["name"].as_str().unwrap().starts_with("corbel-tls"))
+        .find(|s| {
+            s["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("corbel-tls")
+        })
         .unwrap();
-    let corbel = kinds["Deployment"].iter().find(|d| d["metadata"]["name"] == "corbel").unwrap();
+    let corbel = kinds["Deployment"]
+        .iter()
+        .find(|d| d["metadata"]["name"] == "corbel")
+        .unwrap();
     assert!(
-        corbel["spec"]["template"]["spec"]["volumes"].to_string().contains(secret["metadata"]["name"].as_str().unwrap()),
+        corbel["spec"]["template"]["spec"]["volumes"]
+            .to_string()
+            .contains(secret["metadata"]["name"].as_str().unwrap()),
         "the Deployment mounts the generated Secret: {corbel}"
     );
     let ca = secret["data"]["ca.crt"].as_str().unwrap();
-    for config in objects.iter().filter(|o| o["kind"].as_str().unwrap().ends_with("WebhookConfiguration")) {
+    for config in objects.iter().filter(|o| {
+        o["kind"]
+            .as_str()
+            .unwrap()
+            .ends_with("WebhookConfiguration")
+    }) {
         for webhook in config["webhooks"].as_array().unwrap() {
             assert_eq!(webhook["clientConfig"]["caBundle"], ca, "{webhook}");
         }
@@ -258,45 +359,105 @@ fn the_gateway_overlay_adds_envoy_bootstrapped_to_corbel_s_xds_service() {
     let objects = render("gateway");
     assert_safe("gateway", &objects);
     let kinds = by_kind(&objects);
-    assert!(kinds["Deployment"].iter().any(|d| d["metadata"]["name"] == "corbel-envoy"));
-    assert!(kinds.contains_key("ServiceMonitor"), "the gateway overlay includes the ServiceMonitor component");
+    assert!(
+        kinds["Deployment"]
+            .iter()
+            .any(|d| d["metadata"]["name"] == "corbel-envoy")
+    );
+    assert!(
+        kinds.contains_key("ServiceMonitor"),
+        "the gateway overlay includes the ServiceMonitor component"
+    );
     let bootstrap = kinds["ConfigMap"]
         .iter()
-        .find(|c| c["metadata"]["name"].as_str().unwrap().starts_with("corbel-envoy"))
+        .find(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("corbel-envoy")
+        })
         .unwrap();
-    let bootstrap: Value = serde_yaml_ng::from_str(bootstrap["data"]["envoy.yaml"].as_str().unwrap()).unwrap();
+    let bootstrap: Value =
+        serde_yaml_ng::from_str(bootstrap["data"]["envoy.yaml"].as_str().unwrap()).unwrap();
     // The same shape as `corbel xds-bootstrap` (host/src/xds.rs), with the Service's name.
     let cluster = &bootstrap["static_resources"]["clusters"][0];
     assert_eq!(cluster["name"], "corbel_xds");
-    assert_eq!(bootstrap["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"], "corbel_xds");
-    let address = &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"];
+    assert_eq!(
+        bootstrap["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]["cluster_name"],
+        "corbel_xds"
+    );
+    let address = &cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        ["socket_address"];
     assert_eq!(address["address"], "corbel.corbel.svc");
     // The port Corbel's configuration serves xDS on, behind the Service's `xds` port.
     let config = kinds["ConfigMap"]
         .iter()
-        .find(|c| c["metadata"]["name"].as_str().unwrap().starts_with("corbel-config"))
+        .find(|c| {
+            c["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("corbel-config")
+        })
         .unwrap();
-    let config: Value = serde_yaml_ng::from_str(config["data"]["corbel.yaml"].as_str().unwrap()).unwrap();
-    let port = config["xds"]["listen"].as_str().unwrap().rsplit(':').next().unwrap().parse::<u64>().unwrap();
+    let config: Value =
+        serde_yaml_ng::from_str(config["data"]["corbel.yaml"].as_str().unwrap()).unwrap();
+    let port = config["xds"]["listen"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
     assert_eq!(address["port_value"], port);
-    let service = kinds["Service"].iter().find(|s| s["metadata"]["name"] == "corbel").unwrap();
-    let xds = service["spec"]["ports"].as_array().unwrap().iter().find(|p| p["name"] == "xds").unwrap();
+    let service = kinds["Service"]
+        .iter()
+        .find(|s| s["metadata"]["name"] == "corbel")
+        .unwrap();
+    let xds = service["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "xds")
+        .unwrap();
     assert_eq!(xds["port"], port, "{service}");
-    let envoy = kinds["Deployment"].iter().find(|d| d["metadata"]["name"] == "corbel-envoy").unwrap();
+    let envoy = kinds["Deployment"]
+        .iter()
+        .find(|d| d["metadata"]["name"] == "corbel-envoy")
+        .unwrap();
     let args = envoy["spec"]["template"]["spec"]["containers"][0]["args"].to_string();
-    assert!(args.contains("--service-cluster"), "Envoy names its node group: {args}");
+    assert!(
+        args.contains("--service-cluster"),
+        "Envoy names its node group: {args}"
+    );
     // Only the Envoy pods reach the plaintext xDS port.
-    let policy = kinds["NetworkPolicy"].iter().find(|p| p["metadata"]["name"] == "corbel").unwrap();
+    let policy = kinds["NetworkPolicy"]
+        .iter()
+        .find(|p| p["metadata"]["name"] == "corbel")
+        .unwrap();
     let rule = policy["spec"]["ingress"]
         .as_array()
         .unwrap()
         .iter()
         .find(|r| r["ports"][0]["port"] == port)
         .unwrap();
-    assert_eq!(rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "corbel-envoy");
+    assert_eq!(
+        rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
+        "corbel-envoy"
+    );
     // The gateway's webhook and its controller's RBAC are there.
-    assert!(objects.iter().any(|o| o["kind"] == "ValidatingWebhookConfiguration"
-        && o["webhooks"].to_string().contains("gateway.webhooks.corbel.dev")));
-    let role = kinds["ClusterRole"].iter().find(|r| r["metadata"]["name"] == "corbel").unwrap();
-    assert!(role["rules"].to_string().contains("xdssnapshots/status"), "{role}");
+    assert!(objects.iter().any(|o| {
+        o["kind"] == "ValidatingWebhookConfiguration"
+            && o["webhooks"]
+                .to_string()
+                .contains("gateway.webhooks.corbel.dev")
+    }));
+    let role = kinds["ClusterRole"]
+        .iter()
+        .find(|r| r["metadata"]["name"] == "corbel")
+        .unwrap();
+    assert!(
+        role["rules"].to_string().contains("xdssnapshots/status"),
+        "{role}"
+    );
 }

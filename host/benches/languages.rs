@@ -95,8 +95,10 @@ async fn main() {
 
     let only = std::env::var("CORBEL_BENCH_LANGUAGES").ok();
     let wanted = |language: &str| {
-        only.as_deref()
-            .is_none_or(|only| only.split(',').any(|l| l.trim().eq_ignore_ascii_case(language)))
+        only.as_deref().is_none_or(|only| {
+            only.split(',')
+                .any(|l| l.trim().eq_ignore_ascii_case(language))
+        })
     };
 
     println!(

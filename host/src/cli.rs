@@ -337,7 +337,13 @@ async fn serve(
     });
     let xds = match (&config.xds, controller_client.clone()) {
         (Some(xds), Some(client)) => Some(
-            crate::xds::start(client, xds.listen, config.embedded.is_some(), stopped.clone()).await?,
+            crate::xds::start(
+                client,
+                xds.listen,
+                config.embedded.is_some(),
+                stopped.clone(),
+            )
+            .await?,
         ),
         (Some(_), None) => anyhow::bail!(
             "xds: needs an API to read XdsSnapshots from: set `embedded:` or `kubernetes:`"

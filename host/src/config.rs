@@ -533,8 +533,17 @@ impl Config {
             ),
         }
         let limits = &self.connections;
-        if limits.max == 0 || [limits.handshake_timeout, limits.header_read_timeout, limits.idle_timeout].contains(&Duration::ZERO) {
-            bail!("connections: max and every timeout must be more than zero (they guard the server against clients that hold sockets)");
+        if limits.max == 0
+            || [
+                limits.handshake_timeout,
+                limits.header_read_timeout,
+                limits.idle_timeout,
+            ]
+            .contains(&Duration::ZERO)
+        {
+            bail!(
+                "connections: max and every timeout must be more than zero (they guard the server against clients that hold sockets)"
+            );
         }
         let mut seen = std::collections::BTreeSet::new();
         for b in &self.bindings {

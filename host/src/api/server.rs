@@ -94,9 +94,12 @@ pub async fn serve(
                     let call = router.clone().oneshot(request.map(Body::new));
                     async move {
                         let response = call.await?;
-                        Ok::<_, std::convert::Infallible>(
-                            response.map(|body| Body::new(Tracked { body, _active: active })),
-                        )
+                        Ok::<_, std::convert::Infallible>(response.map(|body| {
+                            Body::new(Tracked {
+                                body,
+                                _active: active,
+                            })
+                        }))
                     }
                 })
             };

@@ -51,7 +51,10 @@ impl CallContext {
     /// `Ok(true)`: every object of the kind may be read; `Ok(false)`: only the reconciled
     /// object's children (the kind is granted for writing, not for reading).
     fn check_read(&self, gvk: &GroupVersionKind) -> Result<bool> {
-        if self.grants.may_read_any(&gvk.group, &gvk.version, &gvk.kind) {
+        if self
+            .grants
+            .may_read_any(&gvk.group, &gvk.version, &gvk.kind)
+        {
             return Ok(true);
         }
         if self.grants.may_read(&gvk.group, &gvk.version, &gvk.kind) {

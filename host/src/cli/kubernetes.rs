@@ -131,19 +131,32 @@ fn webhook(binding: &BindingConfig, target: &Target, control_plane: bool) -> any
         .collect();
     let expressions = namespace_selector
         .as_object_mut()
-        .ok_or_else(|| anyhow::anyhow!("binding {:?}: namespaceSelector must be a LabelSelector object", binding.name))?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "binding {:?}: namespaceSelector must be a LabelSelector object",
+                binding.name
+            )
+        })?
         .entry("matchExpressions")
         .or_insert_with(|| json!([]));
     expressions
         .as_array_mut()
-        .ok_or_else(|| anyhow::anyhow!("binding {:?}: namespaceSelector.matchExpressions must be a list", binding.name))?
-        .push(json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded}));
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "binding {:?}: namespaceSelector.matchExpressions must be a list",
+                binding.name
+            )
+        })?
+        .push(
+            json!({"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": excluded}),
+        );
     let mut match_conditions = vec![json!({
         "name": "not-corbel",
         "expression": format!("request.userInfo.username != 'system:serviceaccount:{}:{}'", target.namespace, target.service_account),
     })];
     if !control_plane {
-        match_conditions.push(json!({"name": "not-control-plane", "expression": NOT_CONTROL_PLANE}));
+        match_conditions
+            .push(json!({"name": "not-control-plane", "expression": NOT_CONTROL_PLANE}));
     }
     let path = format!("/{}/{}", binding.mode.as_str(), binding.name);
     let mut webhook = json!({
@@ -174,23 +187,45 @@ pub struct Needs {
     /// (apiGroup, resource) → verbs, on every namespace.
     pub cluster: BTreeMap<(String, String), BTreeSet<&'static str>>,
     /// namespace → (apiGroup, resource, resourceNames) → verbs.
-    pub namespaced: BTreeMap<String, BTreeMap<(String, String, Vec<String>), BTreeSet<&'static str>>>,
+    pub namespaced:
+        BTreeMap<String, BTreeMap<(String, String, Vec<String>), BTreeSet<&'static str>>>,
 }
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WATCH: &[&str] = &["list", "watch"];
-const WRITE: &[&str] = &["get", "list", "watch", "create", "update", "patch", "delete"];
+const WRITE: &[&str] = &[
+    "get", "list", "watch", "create", "update", "patch", "delete",
+];
 
 impl Needs {
     fn cluster(&mut self, kind: &KindRef, subresource: Option<&str>, verbs: &[&'static str]) {
         let (group, plural) = plural(kind);
         let resource = subresource.map_or(plural.clone(), |s| format!("{plural}/{s}"));
-        self.cluster.entry((group, resource)).or_default().extend(verbs);
+        self.cluster
+            .entry((group, resource))
+            .or_default()
+            .extend(verbs);
     }
 
-    fn named(&mut self, namespace: &str, group: &str, resource: &str, names: &[&str], verbs: &[&'static str]) {
-        let key = (group.to_owned(), resource.to_owned(), names.iter().map(|n| n.to_string()).collect());
-        self.namespaced.entry(namespace.to_owned()).or_default().entry(key).or_default().extend(verbs);
+    fn named(
+        &mut self,
+        namespace: &str,
+        group: &str,
+        resource: &str,
+        names: &[&str],
+        verbs: &[&'static str],
+    ) {
+        let key = (
+            group.to_owned(),
+            resource.to_owned(),
+            names.iter().map(|n| n.to_string()).collect(),
+        );
+        self.namespaced
+            .entry(namespace.to_owned())
+            .or_default()
+            .entry(key)
+            .or_default()
+            .extend(verbs);
     }
 }
 
@@ -200,7 +235,11 @@ fn plural(kind: &KindRef) -> (String, String) {
 }
 
 /// What the configuration's controllers need, each with its manifest (read from the plugin).
-pub fn needs(config: &Config, controllers: &[(&ControllerConfig, &Manifest)], namespace: &str) -> Needs {
+pub fn needs(
+    config: &Config,
+    controllers: &[(&ControllerConfig, &Manifest)],
+    namespace: &str,
+) -> Needs {
     let mut needs = Needs::default();
     for (controller, manifest) in controllers {
         for reconciled in &manifest.reconciles {
@@ -212,7 +251,10 @@ pub fn needs(config: &Config, controllers: &[(&ControllerConfig, &Manifest)], na
                 needs.cluster(owned, None, WATCH);
             }
             for watched in &reconciled.watches {
-                let kind = KindRef { api_version: watched.api_version.clone(), kind: watched.kind.clone() };
+                let kind = KindRef {
+                    api_version: watched.api_version.clone(),
+                    kind: watched.kind.clone(),
+                };
                 needs.cluster(&kind, None, WATCH);
             }
         }
@@ -223,7 +265,11 @@ pub fn needs(config: &Config, controllers: &[(&ControllerConfig, &Manifest)], na
             needs.cluster(kind, None, WRITE);
         }
         for secret in &controller.grants.secrets {
-            let names: Vec<&str> = if secret.name == "*" { vec![] } else { vec![secret.name.as_str()] };
+            let names: Vec<&str> = if secret.name == "*" {
+                vec![]
+            } else {
+                vec![secret.name.as_str()]
+            };
             match secret.namespace.as_str() {
                 // The reconciled object's namespace, or any: known only at run time.
                 "*" | "@self" => {
@@ -242,25 +288,51 @@ pub fn needs(config: &Config, controllers: &[(&ControllerConfig, &Manifest)], na
     }
     if !controllers.is_empty() {
         // Events about the reconciled objects, in their namespaces.
-        needs.cluster.entry(("events.k8s.io".into(), "events".into())).or_default().extend(["create", "patch"]);
+        needs
+            .cluster
+            .entry(("events.k8s.io".into(), "events".into()))
+            .or_default()
+            .extend(["create", "patch"]);
         if let Some(election) = config.leader_election() {
             let lease = election.lease_name;
             // `create` cannot be limited by name: RBAC knows no name before the object exists.
             needs.named(namespace, "coordination.k8s.io", "leases", &[], &["create"]);
-            needs.named(namespace, "coordination.k8s.io", "leases", &[lease.as_str()], &["get", "update", "patch"]);
+            needs.named(
+                namespace,
+                "coordination.k8s.io",
+                "leases",
+                &[lease.as_str()],
+                &["get", "update", "patch"],
+            );
         }
     }
     if config.xds.is_some() {
         // The xDS server, on every replica: reads the snapshots and reports Envoy's ACKs and
         // NACKs in their status (docs/xds.md).
         let key = |r: &str| ("xds.corbel.dev".to_owned(), r.to_owned());
-        needs.cluster.entry(key("xdssnapshots")).or_default().extend(["list", "watch", "patch"]);
-        needs.cluster.entry(key("xdssnapshots/status")).or_default().extend(["patch"]);
+        needs
+            .cluster
+            .entry(key("xdssnapshots"))
+            .or_default()
+            .extend(["list", "watch", "patch"]);
+        needs
+            .cluster
+            .entry(key("xdssnapshots/status"))
+            .or_default()
+            .extend(["patch"]);
     }
     if !controllers.is_empty() || config.kubernetes.is_some() {
         // The Plugin kind: the host installs what Plugin objects name and reports it in their status.
-        needs.cluster.entry(("corbel.dev".into(), "plugins".into())).or_default().extend(["list", "watch", "patch"]);
-        needs.cluster.entry(("corbel.dev".into(), "plugins/status".into())).or_default().extend(["get", "patch"]);
+        needs
+            .cluster
+            .entry(("corbel.dev".into(), "plugins".into()))
+            .or_default()
+            .extend(["list", "watch", "patch"]);
+        needs
+            .cluster
+            .entry(("corbel.dev".into(), "plugins/status".into()))
+            .or_default()
+            .extend(["get", "patch"]);
     }
     needs
 }
@@ -292,14 +364,16 @@ pub fn rbac(needs: &Needs, target: &Target) -> Vec<Value> {
         let rules: Vec<Value> = rules
             .iter()
             .map(|((group, resource, names), verbs)| {
-                let mut rule = json!({"apiGroups": [group], "resources": [resource], "verbs": verbs});
+                let mut rule =
+                    json!({"apiGroups": [group], "resources": [resource], "verbs": verbs});
                 if !names.is_empty() {
                     rule["resourceNames"] = json!(names);
                 }
                 rule
             })
             .collect();
-        let metadata = json!({"name": target.service_account, "namespace": namespace, "labels": labels()});
+        let metadata =
+            json!({"name": target.service_account, "namespace": namespace, "labels": labels()});
         documents.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata, "rules": rules}));
         documents.push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": metadata,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": target.service_account},
@@ -310,7 +384,8 @@ pub fn rbac(needs: &Needs, target: &Target) -> Vec<Value> {
 
 /// Documents as one YAML stream, with a header that says where they came from.
 pub fn to_yaml(documents: &[Value], command: &str) -> anyhow::Result<String> {
-    let mut out = format!("# Generated by `corbel kubernetes {command}`: regenerate rather than edit.\n");
+    let mut out =
+        format!("# Generated by `corbel kubernetes {command}`: regenerate rather than edit.\n");
     for document in documents {
         out += "---\n";
         out += &serde_yaml_ng::to_string(document)?;
@@ -358,13 +433,22 @@ pub enum KubernetesCommand {
 
 pub async fn run(command: KubernetesCommand) -> anyhow::Result<()> {
     let text = match command {
-        KubernetesCommand::Webhooks { config, target, include_control_plane } => {
+        KubernetesCommand::Webhooks {
+            config,
+            target,
+            include_control_plane,
+        } => {
             let config = Config::load(&config)?;
-            to_yaml(&webhook_configurations(&config, &target, &include_control_plane)?, "webhooks")?
+            to_yaml(
+                &webhook_configurations(&config, &target, &include_control_plane)?,
+                "webhooks",
+            )?
         }
         KubernetesCommand::Rbac { config, target } => {
             let config = Config::load(&config)?;
-            let runtime = std::sync::Arc::new(crate::runtime::Runtime::new(&super::runtime_config(&config))?);
+            let runtime = std::sync::Arc::new(crate::runtime::Runtime::new(
+                &super::runtime_config(&config),
+            )?);
             let loader = super::plugin_loader(&config);
             let mut loaded = Vec::new();
             for controller in &config.controllers {
@@ -374,13 +458,22 @@ pub async fn run(command: KubernetesCommand) -> anyhow::Result<()> {
                 loaded.push((controller, plugin.manifest));
             }
             let pairs: Vec<_> = loaded.iter().map(|(c, m)| (*c, m)).collect();
-            to_yaml(&rbac(&needs(&config, &pairs, &target.namespace), &target), "rbac")?
+            to_yaml(
+                &rbac(&needs(&config, &pairs, &target.namespace), &target),
+                "rbac",
+            )?
         }
         KubernetesCommand::Certificates { dir, target } => {
             let service = format!("{}.{}.svc", target.service, target.namespace);
             let hosts = [service.clone(), format!("{service}.cluster.local")];
             let written = crate::tls::development_certificates(&dir, &hosts)?;
-            format!("{} (CA), {} and {}: valid for {}\n", written.ca.display(), written.files.cert.display(), written.files.key.display(), hosts.join(", "))
+            format!(
+                "{} (CA), {} and {}: valid for {}\n",
+                written.ca.display(),
+                written.files.cert.display(),
+                written.files.key.display(),
+                hosts.join(", ")
+            )
         }
     };
     print!("{text}");

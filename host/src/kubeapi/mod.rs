@@ -259,9 +259,10 @@ impl KubeApi {
             // While bindings load, only the writes a binding's rules match wait: a CRD or an
             // object no binding looks at goes through, as the API server lets through what no
             // webhook matches (the host's own CRDs are created during this window).
-            let matched = self.inline.iter().any(|inline| {
-                inline.matches(target, operation, object.or(old), &namespace_labels)
-            });
+            let matched = self
+                .inline
+                .iter()
+                .any(|inline| inline.matches(target, operation, object.or(old), &namespace_labels));
             if !matched {
                 return Ok(None);
             }

@@ -391,14 +391,21 @@ mod tests {
         answer(&mut api, Method::GET, PATH, 403, status(403, "Forbidden")).await;
         // The next round's request is made after the first round's report.
         let (request, respond) = api.next_request().await.expect("a second round");
-        let problem = state.problems.lock().unwrap().get("leaderElection").cloned();
+        let problem = state
+            .problems
+            .lock()
+            .unwrap()
+            .get("leaderElection")
+            .cloned();
         let problem = problem.expect("a forbidden Lease is a problem readiness reports");
         assert!(problem.contains("corbel kubernetes rbac"), "{problem}");
         assert_eq!(request.uri().path(), PATH);
         // Allowed now (another replica leads): the problem is gone.
         respond.send_response(
             Response::builder()
-                .body(Body::from(serde_json::to_vec(&lease("other", "7", 15)).unwrap()))
+                .body(Body::from(
+                    serde_json::to_vec(&lease("other", "7", 15)).unwrap(),
+                ))
                 .unwrap(),
         );
         let _ = api.next_request().await;

@@ -203,13 +203,9 @@ pub async fn serve(
                 .unwrap_or_else(hostname);
             let elector = leader::Elector::new(client.clone(), &config, identity);
             let election_state = state.clone();
-            leader::run(
-                elector,
-                config,
-                &election_state,
-                shutdown,
-                move |stop| run_all(client.clone(), loaded.clone(), state.clone(), stop),
-            )
+            leader::run(elector, config, &election_state, shutdown, move |stop| {
+                run_all(client.clone(), loaded.clone(), state.clone(), stop)
+            })
             .await;
         }
     }

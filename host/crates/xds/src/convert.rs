@@ -64,13 +64,13 @@ impl Converter {
         // Unknown fields are errors: Envoy would silently ignore them, and a misspelt field is
         // then a policy that is not enforced.
         let options = DeserializeOptions::new().deny_unknown_fields(true);
-        let dynamic = DynamicMessage::deserialize_with_options(message, body, &options).map_err(|source| {
-            ConvertError::Invalid {
+        let dynamic = DynamicMessage::deserialize_with_options(message, body, &options).map_err(
+            |source| ConvertError::Invalid {
                 name: name.into(),
                 type_url: type_url.into(),
                 source,
-            }
-        })?;
+            },
+        )?;
         Ok(Any {
             type_url: type_url.into(),
             value: dynamic.encode_to_vec(),
@@ -102,7 +102,10 @@ mod tests {
                 }),
             )
             .unwrap();
-        assert_eq!(any.type_url, "type.googleapis.com/envoy.config.cluster.v3.Cluster");
+        assert_eq!(
+            any.type_url,
+            "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+        );
         let cluster = Cluster::decode(any.value.as_slice()).unwrap();
         assert_eq!(cluster.name, "orders");
         assert_eq!(cluster.connect_timeout.unwrap().seconds, 2);
@@ -117,9 +120,15 @@ mod tests {
             .to_any("orders", &json!({"@type": "type.googleapis.com/envoy.config.cluster.v3.Cluster", "nmae": "x"}))
             .unwrap_err()
             .to_string();
-        assert!(error.contains("\"orders\"") && error.contains("nmae"), "{error}");
+        assert!(
+            error.contains("\"orders\"") && error.contains("nmae"),
+            "{error}"
+        );
         let error = converter
-            .to_any("orders", &json!({"@type": "type.googleapis.com/envoy.Nope"}))
+            .to_any(
+                "orders",
+                &json!({"@type": "type.googleapis.com/envoy.Nope"}),
+            )
             .unwrap_err();
         assert!(matches!(error, ConvertError::UnknownType { .. }));
     }

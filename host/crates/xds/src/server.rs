@@ -94,14 +94,21 @@ impl Stream_ {
             return None;
         }
         let state = self.types.get_mut(type_url)?;
-        if state.sent.as_ref().is_some_and(|s| s.version == snapshot.version) {
+        if state
+            .sent
+            .as_ref()
+            .is_some_and(|s| s.version == snapshot.version)
+        {
             return None;
         }
         self.nonces += 1;
         state.nonce = self.nonces.to_string();
         state.sent = Some(snapshot.clone());
         state.refused_version = None;
-        let resources = snapshot.of_type(type_url, &state.names).map(|r| r.any.clone()).collect();
+        let resources = snapshot
+            .of_type(type_url, &state.names)
+            .map(|r| r.any.clone())
+            .collect();
         tracing::debug!(group = %self.group, node = %self.node, type_url, version = %snapshot.version, "xds push");
         Some(DiscoveryResponse {
             version_info: snapshot.version.clone(),
@@ -182,7 +189,9 @@ impl AggregatedDiscoveryService for AdsServer {
         let snapshots = self.snapshots.clone();
         let reports = self.reports.clone();
         tokio::spawn(async move {
-            let Some(Ok(first)) = incoming.next().await else { return };
+            let Some(Ok(first)) = incoming.next().await else {
+                return;
+            };
             let Some(node) = first.node.clone() else {
                 let _ = tx
                     .send(Err(Status::invalid_argument(

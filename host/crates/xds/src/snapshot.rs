@@ -43,7 +43,10 @@ impl Snapshot {
                 }
             }
         }
-        let hex: String = digest.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = digest.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Snapshot {
             version: hex,
             resources: by_type,
@@ -51,7 +54,11 @@ impl Snapshot {
     }
 
     /// The resources of one type, limited to `names` unless it is empty (a wildcard request).
-    pub fn of_type<'a>(&'a self, type_url: &str, names: &'a BTreeSet<String>) -> impl Iterator<Item = &'a Resource> {
+    pub fn of_type<'a>(
+        &'a self,
+        type_url: &str,
+        names: &'a BTreeSet<String>,
+    ) -> impl Iterator<Item = &'a Resource> {
         self.resources
             .get(type_url)
             .into_iter()
@@ -88,7 +95,10 @@ pub struct Snapshots {
 
 impl Snapshots {
     fn sender(&self, group: &str) -> watch::Sender<Arc<Snapshot>> {
-        let mut groups = self.groups.lock().expect("the snapshot map is never poisoned");
+        let mut groups = self
+            .groups
+            .lock()
+            .expect("the snapshot map is never poisoned");
         groups
             .entry(group.to_string())
             .or_insert_with(|| watch::channel(Arc::new(Snapshot::default())).0)

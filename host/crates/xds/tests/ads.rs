@@ -19,9 +19,16 @@ const CLUSTER: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 fn cluster(name: &str, source: &str) -> Resource {
     let any = Converter::new()
         .unwrap()
-        .to_any(name, &json!({"@type": CLUSTER, "name": name, "connect_timeout": "1s"}))
+        .to_any(
+            name,
+            &json!({"@type": CLUSTER, "name": name, "connect_timeout": "1s"}),
+        )
         .unwrap();
-    Resource { name: name.into(), sources: vec![source.into()], any }
+    Resource {
+        name: name.into(),
+        sources: vec![source.into()],
+        any,
+    }
 }
 
 struct Envoy {
@@ -33,10 +40,18 @@ impl Envoy {
     async fn send(&self, version: &str, nonce: &str, error: Option<&str>) {
         let request = DiscoveryRequest {
             version_info: version.into(),
-            node: Some(Node { id: "envoy-1".into(), cluster: "shop/public".into(), ..Default::default() }),
+            node: Some(Node {
+                id: "envoy-1".into(),
+                cluster: "shop/public".into(),
+                ..Default::default()
+            }),
             type_url: CLUSTER.into(),
             response_nonce: nonce.into(),
-            error_detail: error.map(|m| Status { code: 3, message: m.into(), details: vec![] }),
+            error_detail: error.map(|m| Status {
+                code: 3,
+                message: m.into(),
+                details: vec![],
+            }),
             ..Default::default()
         };
         self.requests.send(request).await.unwrap();
@@ -67,10 +82,23 @@ async fn start() -> (Snapshots, mpsc::UnboundedReceiver<Report>, Envoy) {
             .add_service(service)
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
-    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{address}")).await.unwrap();
+    let mut client = AggregatedDiscoveryServiceClient::connect(format!("http://{address}"))
+        .await
+        .unwrap();
     let (requests, rx) = mpsc::channel(8);
-    let responses = client.stream_aggregated_resources(ReceiverStream::new(rx)).await.unwrap().into_inner();
-    (snapshots, reports, Envoy { requests, responses })
+    let responses = client
+        .stream_aggregated_resources(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    (
+        snapshots,
+        reports,
+        Envoy {
+            requests,
+            responses,
+        },
+    )
 }
 
 #[tokio::test]
@@ -87,20 +115,35 @@ async fn serves_acknowledges_and_reports_a_refusal_with_the_changed_sources() {
     assert_eq!(first.resources.len(), 1);
     envoy.send(&v1.version, &first.nonce, None).await;
     let ack = reports.recv().await.unwrap();
-    assert_eq!((ack.group.as_str(), ack.version.as_str(), ack.refusal.is_none()), ("shop/public", v1.version.as_str(), true));
+    assert_eq!(
+        (
+            ack.group.as_str(),
+            ack.version.as_str(),
+            ack.refusal.is_none()
+        ),
+        ("shop/public", v1.version.as_str(), true)
+    );
 
     let v2 = Snapshot::new(vec![cluster("a", "Route/a@1"), cluster("b", "Route/b@1")]);
     snapshots.set("shop/public", v2.clone());
     let second = envoy.next().await;
     assert_eq!(second.resources.len(), 2);
     // A stale nonce is ignored.
-    envoy.send(&v1.version, &first.nonce, Some("old news")).await;
-    envoy.send(&v1.version, &second.nonce, Some("cluster b: invalid")).await;
+    envoy
+        .send(&v1.version, &first.nonce, Some("old news"))
+        .await;
+    envoy
+        .send(&v1.version, &second.nonce, Some("cluster b: invalid"))
+        .await;
     let nack = reports.recv().await.unwrap();
     let refusal = nack.refusal.expect("a NACK");
     assert_eq!(nack.version, v2.version);
     assert_eq!(refusal.message, "cluster b: invalid");
-    assert_eq!(refusal.sources, ["Route/b@1"], "only what changed since the accepted version");
+    assert_eq!(
+        refusal.sources,
+        ["Route/b@1"],
+        "only what changed since the accepted version"
+    );
     envoy.nothing().await;
 
     // The publisher leaves the refused source out: a new version is pushed.

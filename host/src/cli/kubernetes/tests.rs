@@ -3,7 +3,11 @@ use super::*;
 fn config(yaml: &str) -> Config {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("corbel.yaml");
-    std::fs::write(&path, format!("tls: {{certFile: tls.crt, keyFile: tls.key}}\n{yaml}")).unwrap();
+    std::fs::write(
+        &path,
+        format!("tls: {{certFile: tls.crt, keyFile: tls.key}}\n{yaml}"),
+    )
+    .unwrap();
     Config::load(&path).unwrap()
 }
 
@@ -51,8 +55,15 @@ fn one_webhook_per_binding_with_the_safety_properties() {
     assert_eq!(all.len(), 3);
     for webhook in &all {
         assert_eq!(webhook["sideEffects"], "None", "{webhook}");
-        assert_eq!(webhook["admissionReviewVersions"], json!(["v1"]), "{webhook}");
-        assert!(webhook["timeoutSeconds"].as_u64().unwrap() <= 10, "{webhook}");
+        assert_eq!(
+            webhook["admissionReviewVersions"],
+            json!(["v1"]),
+            "{webhook}"
+        );
+        assert!(
+            webhook["timeoutSeconds"].as_u64().unwrap() <= 10,
+            "{webhook}"
+        );
         let excluded = webhook["namespaceSelector"]["matchExpressions"]
             .as_array()
             .unwrap()
@@ -60,10 +71,19 @@ fn one_webhook_per_binding_with_the_safety_properties() {
             .find(|e| e["key"] == "kubernetes.io/metadata.name" && e["operator"] == "NotIn")
             .unwrap_or_else(|| panic!("no namespace exclusion: {webhook}"));
         for namespace in ["kube-system", "kube-node-lease", "corbel"] {
-            assert!(excluded["values"].as_array().unwrap().contains(&json!(namespace)), "{webhook}");
+            assert!(
+                excluded["values"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!(namespace)),
+                "{webhook}"
+            );
         }
         let conditions = webhook["matchConditions"].to_string();
-        assert!(conditions.contains("system:serviceaccount:corbel:corbel"), "{webhook}");
+        assert!(
+            conditions.contains("system:serviceaccount:corbel:corbel"),
+            "{webhook}"
+        );
         assert!(conditions.contains("not-control-plane"), "{webhook}");
     }
 }
@@ -71,41 +91,73 @@ fn one_webhook_per_binding_with_the_safety_properties() {
 #[test]
 fn each_webhook_carries_its_binding_s_rules_policy_path_and_selector() {
     let all = webhooks(&[]);
-    let slow = all.iter().find(|w| w["name"] == "slow.webhooks.corbel.dev").unwrap();
+    let slow = all
+        .iter()
+        .find(|w| w["name"] == "slow.webhooks.corbel.dev")
+        .unwrap();
     assert_eq!(slow["failurePolicy"], "Ignore");
-    assert_eq!(slow["timeoutSeconds"], 10, "30 s is cut to the API server's ceiling");
+    assert_eq!(
+        slow["timeoutSeconds"], 10,
+        "30 s is cut to the API server's ceiling"
+    );
     assert_eq!(slow["clientConfig"]["service"]["path"], "/validate/slow");
-    assert_eq!(slow["namespaceSelector"]["matchLabels"], json!({"team": "a"}));
+    assert_eq!(
+        slow["namespaceSelector"]["matchLabels"],
+        json!({"team": "a"})
+    );
     assert_eq!(slow["rules"][0]["resources"], json!(["*"]));
-    let labels = all.iter().find(|w| w["name"] == "require-labels.webhooks.corbel.dev").unwrap();
+    let labels = all
+        .iter()
+        .find(|w| w["name"] == "require-labels.webhooks.corbel.dev")
+        .unwrap();
     assert_eq!(labels["failurePolicy"], "Fail");
     assert_eq!(labels["timeoutSeconds"], 3, "2 s and a second of margin");
-    let mutate = all.iter().find(|w| w["name"] == "default-labels.webhooks.corbel.dev").unwrap();
-    assert_eq!(mutate["clientConfig"]["service"]["path"], "/mutate/default-labels");
+    let mutate = all
+        .iter()
+        .find(|w| w["name"] == "default-labels.webhooks.corbel.dev")
+        .unwrap();
+    assert_eq!(
+        mutate["clientConfig"]["service"]["path"],
+        "/mutate/default-labels"
+    );
 }
 
 #[test]
 fn a_binding_named_to_include_the_control_plane_loses_only_that_condition() {
     let all = webhooks(&["slow"]);
-    let slow = all.iter().find(|w| w["name"] == "slow.webhooks.corbel.dev").unwrap();
+    let slow = all
+        .iter()
+        .find(|w| w["name"] == "slow.webhooks.corbel.dev")
+        .unwrap();
     let conditions = slow["matchConditions"].to_string();
     assert!(!conditions.contains("not-control-plane"), "{slow}");
-    assert!(conditions.contains("not-corbel"), "Corbel's own account stays out: {slow}");
+    assert!(
+        conditions.contains("not-corbel"),
+        "Corbel's own account stays out: {slow}"
+    );
 }
 
 #[test]
 fn a_binding_without_rules_or_an_unknown_include_is_refused() {
     let config = config("bindings: [{name: x, plugin: p.wasm, mode: validate}]");
-    let error = webhook_configurations(&config, &target(), &[]).unwrap_err().to_string();
+    let error = webhook_configurations(&config, &target(), &[])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains(r#"binding "x" has no rules"#), "{error}");
-    let error = webhook_configurations(&config, &target(), &["nope".into()]).unwrap_err().to_string();
+    let error = webhook_configurations(&config, &target(), &["nope".into()])
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("no binding named"), "{error}");
 }
 
 #[test]
 fn timeouts_keep_a_margin_and_never_pass_ten_seconds() {
     for (binding_ms, expected) in [(100, 2), (2000, 3), (8500, 10), (9000, 10), (60_000, 10)] {
-        assert_eq!(timeout_seconds(Duration::from_millis(binding_ms)), expected, "{binding_ms} ms");
+        assert_eq!(
+            timeout_seconds(Duration::from_millis(binding_ms)),
+            expected,
+            "{binding_ms} ms"
+        );
     }
 }
 
@@ -138,10 +190,20 @@ fn rbac_allows_exactly_what_the_manifest_and_grants_need() {
     let cluster: Vec<(String, String, String)> = needs
         .cluster
         .iter()
-        .map(|((g, r), v)| (g.clone(), r.clone(), v.iter().copied().collect::<Vec<_>>().join(",")))
+        .map(|((g, r), v)| {
+            (
+                g.clone(),
+                r.clone(),
+                v.iter().copied().collect::<Vec<_>>().join(","),
+            )
+        })
         .collect();
     let expected = [
-        ("", "configmaps", "create,delete,get,list,patch,update,watch"),
+        (
+            "",
+            "configmaps",
+            "create,delete,get,list,patch,update,watch",
+        ),
         ("", "secrets", "get"),
         ("corbel.dev", "plugins", "list,patch,watch"),
         ("corbel.dev", "plugins/status", "get,patch"),
@@ -150,15 +212,22 @@ fn rbac_allows_exactly_what_the_manifest_and_grants_need() {
         ("storage.corbel.dev", "buckets/status", "get,patch"),
         ("storage.corbel.dev", "objectstores", "get,list,watch"),
     ];
-    let expected: Vec<(String, String, String)> =
-        expected.iter().map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string())).collect();
+    let expected: Vec<(String, String, String)> = expected
+        .iter()
+        .map(|(g, r, v)| (g.to_string(), r.to_string(), v.to_string()))
+        .collect();
     assert_eq!(cluster, expected);
     let namespaced: Vec<(String, String, Vec<String>, String)> = needs
         .namespaced
         .iter()
         .flat_map(|(ns, rules)| {
             rules.iter().map(move |((_, r, names), v)| {
-                (ns.clone(), r.clone(), names.clone(), v.iter().copied().collect::<Vec<_>>().join(","))
+                (
+                    ns.clone(),
+                    r.clone(),
+                    names.clone(),
+                    v.iter().copied().collect::<Vec<_>>().join(","),
+                )
             })
         })
         .collect();
@@ -167,7 +236,12 @@ fn rbac_allows_exactly_what_the_manifest_and_grants_need() {
         namespaced,
         vec![
             (s("corbel"), s("leases"), vec![], s("create")),
-            (s("corbel"), s("leases"), vec![s("corbel-controllers")], s("get,patch,update")),
+            (
+                s("corbel"),
+                s("leases"),
+                vec![s("corbel-controllers")],
+                s("get,patch,update")
+            ),
             (s("vault"), s("secrets"), vec![s("root-key")], s("get")),
         ]
     );
@@ -177,14 +251,39 @@ fn rbac_allows_exactly_what_the_manifest_and_grants_need() {
 fn rbac_documents_bind_the_roles_to_corbel_s_service_account() {
     let config = config(CONTROLLER);
     let manifest = Manifest::parse(MANIFEST).unwrap();
-    let documents = rbac(&needs(&config, &[(&config.controllers[0], &manifest)], "corbel"), &target());
-    let kinds: Vec<&str> = documents.iter().map(|d| d["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Role", "RoleBinding"]);
-    for binding in documents.iter().filter(|d| d["kind"].as_str().unwrap().ends_with("Binding")) {
-        assert_eq!(binding["subjects"], json!([{"kind": "ServiceAccount", "name": "corbel", "namespace": "corbel"}]));
+    let documents = rbac(
+        &needs(&config, &[(&config.controllers[0], &manifest)], "corbel"),
+        &target(),
+    );
+    let kinds: Vec<&str> = documents
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "RoleBinding",
+            "Role",
+            "RoleBinding"
+        ]
+    );
+    for binding in documents
+        .iter()
+        .filter(|d| d["kind"].as_str().unwrap().ends_with("Binding"))
+    {
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "corbel", "namespace": "corbel"}])
+        );
     }
     let text = serde_json::to_string(&documents).unwrap();
-    assert!(!text.contains(r#""*""#), "no wildcard verb, group or resource: {text}");
+    assert!(
+        !text.contains(r#""*""#),
+        "no wildcard verb, group or resource: {text}"
+    );
 }
 
 #[test]
@@ -205,6 +304,9 @@ fn the_xds_server_reads_snapshots_and_writes_their_status_only() {
     let s = |v: &str| v.to_string();
     assert_eq!(
         rules,
-        vec![(s("xdssnapshots"), s("list,patch,watch")), (s("xdssnapshots/status"), s("patch"))]
+        vec![
+            (s("xdssnapshots"), s("list,patch,watch")),
+            (s("xdssnapshots/status"), s("patch"))
+        ]
     );
 }
