@@ -370,21 +370,5 @@ pub struct ClientStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// A status condition, as the host writes it (`Ready`, `Processing`, `Blocked`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(not(target_arch = "wasm32"), derive(JsonSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct Condition {
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    #[serde(default)]
-    pub reason: String,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_transition_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-}
+/// The conditions every plugin's kinds share (one schema for all CRDs).
+pub use corbel_sdk::crd::Condition;

@@ -41,6 +41,7 @@
 
 mod capabilities;
 pub mod controller;
+pub mod crd;
 mod error;
 pub mod http;
 pub mod log;
