@@ -448,7 +448,8 @@ fn delete_cleanup_of_an_invalid_name_lets_go_without_the_store_or_its_object_sto
 fn delete_cleanup_without_its_object_store_or_secret_waits_and_says_how_to_let_go() {
     let without_store = |c: &mut FakeCluster| c.stores.clear();
     let without_secret = |c: &mut FakeCluster| c.secrets.clear();
-    let cases: [(&dyn Fn(&mut FakeCluster), &str); 2] = [
+    type Removal<'a> = &'a dyn Fn(&mut FakeCluster);
+    let cases: [(Removal, &str); 2] = [
         (&without_store, "ObjectStoreNotFound"),
         (&without_secret, "SecretNotFound"),
     ];
