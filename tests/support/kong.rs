@@ -43,10 +43,11 @@ const PLUGINS: [&str; 6] = [
     "key-auth",
 ];
 
-/// The entity kinds, with their endpoint key and foreign keys (field, collection, cascade).
-fn schema(
-    collection: &str,
-) -> Option<(&'static str, &'static [(&'static str, &'static str, bool)])> {
+/// A foreign key: (field, collection it points into, deleted with its parent).
+type ForeignKey = (&'static str, &'static str, bool);
+
+/// The entity kinds, with their endpoint key and foreign keys.
+fn schema(collection: &str) -> Option<(&'static str, &'static [ForeignKey])> {
     Some(match collection {
         "services" => ("name", &[]),
         "routes" => ("name", &[("service", "services", false)]),
@@ -232,7 +233,7 @@ impl State {
                 let empty = |f: &str| body[f].as_array().is_none_or(Vec::is_empty);
                 if ["methods", "hosts", "headers", "paths"]
                     .iter()
-                    .all(|f| empty(*f))
+                    .all(|f| empty(f))
                 {
                     return Err(error(400, 2, "schema violation",
                         "schema violation (must set one of 'methods', 'hosts', 'headers', 'paths' when 'protocols' is 'http')".into(),
@@ -506,9 +507,9 @@ impl State {
             .filter(|e| {
                 tags.is_empty()
                     || if tags.contains('/') {
-                        tags.split('/').any(|t| has(*e, t))
+                        tags.split('/').any(|t| has(e, t))
                     } else {
-                        tags.split(',').all(|t| has(*e, t))
+                        tags.split(',').all(|t| has(e, t))
                     }
             })
             .collect();

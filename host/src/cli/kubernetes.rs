@@ -187,9 +187,11 @@ pub struct Needs {
     /// (apiGroup, resource) → verbs, on every namespace.
     pub cluster: BTreeMap<(String, String), BTreeSet<&'static str>>,
     /// namespace → (apiGroup, resource, resourceNames) → verbs.
-    pub namespaced:
-        BTreeMap<String, BTreeMap<(String, String, Vec<String>), BTreeSet<&'static str>>>,
+    pub namespaced: BTreeMap<String, NamespacedRules>,
 }
+
+/// (apiGroup, resource, resourceNames) → verbs, in one namespace.
+pub type NamespacedRules = BTreeMap<(String, String, Vec<String>), BTreeSet<&'static str>>;
 
 const READ: &[&str] = &["get", "list", "watch"];
 const WATCH: &[&str] = &["list", "watch"];

@@ -110,7 +110,7 @@ mod tests {
         assert_eq!(cluster.name, "orders");
         assert_eq!(cluster.connect_timeout.unwrap().seconds, 2);
         let tls = cluster.transport_socket.unwrap();
-        assert!(matches!(tls.config_type, Some(_)));
+        assert!(tls.config_type.is_some());
     }
 
     #[test]
