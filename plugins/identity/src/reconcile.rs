@@ -23,7 +23,6 @@ use std::time::Duration;
 use base64::Engine;
 use corbel_sdk::controller::{Event, Status};
 use corbel_sdk::{CapabilityError, Object, Outcome, ReconcileError};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::admission;
@@ -32,45 +31,8 @@ use crate::backend::{self, Transport};
 use crate::keycloak;
 use crate::oidc;
 
-/// The controller's settings (all optional).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Settings {
-    /// Look at every object again after this long, to notice a provider that went down or a
-    /// client deleted behind the controller's back.
-    #[serde(default = "default_resync")]
-    pub resync_seconds: u64,
-    /// How soon a blocked object (credentials refused, its Realm not ready) is looked at again
-    /// even if it does not change: what it waits on is often outside the object.
-    #[serde(default = "default_blocked_retry")]
-    pub blocked_retry_seconds: u64,
-}
-
-fn default_resync() -> u64 {
-    300
-}
-
-fn default_blocked_retry() -> u64 {
-    30
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            resync_seconds: default_resync(),
-            blocked_retry_seconds: default_blocked_retry(),
-        }
-    }
-}
-
-impl Settings {
-    pub fn check(&self) -> Result<(), String> {
-        if self.resync_seconds == 0 || self.blocked_retry_seconds == 0 {
-            return Err("resyncSeconds and blockedRetrySeconds must be at least 1".into());
-        }
-        Ok(())
-    }
-}
+/// The controller's settings (all optional): when to look again.
+pub use corbel_sdk::controller::Timing as Settings;
 
 /// The objects a reconcile reads and writes, in the reconciled object's namespace.
 pub trait Cluster {

@@ -19,60 +19,14 @@ use std::time::{Duration, SystemTime};
 
 use corbel_sdk::controller::{Event, Status};
 use corbel_sdk::{CapabilityError, Object, Outcome, ReconcileError};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::admission;
 use crate::api::{BucketSpec, CorsRule, DeletionPolicy, ObjectStoreSpec};
 use crate::s3::{self, Client, Credentials, Transport};
 
-/// The controller's settings (all optional).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Settings {
-    /// Reconcile every Bucket and ObjectStore again after this long, to notice a store that went
-    /// down or a bucket changed behind the controller's back.
-    #[serde(default = "default_resync")]
-    pub resync_seconds: u64,
-    /// How soon a blocked object (not empty, credentials refused, a key missing) is looked at
-    /// again, even if it does not change: what it waits on is outside the object.
-    #[serde(default = "default_blocked_retry")]
-    pub blocked_retry_seconds: u64,
-}
-
-fn default_resync() -> u64 {
-    300
-}
-
-fn default_blocked_retry() -> u64 {
-    30
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            resync_seconds: default_resync(),
-            blocked_retry_seconds: default_blocked_retry(),
-        }
-    }
-}
-
-impl Settings {
-    pub fn check(&self) -> Result<(), String> {
-        if self.resync_seconds == 0 || self.blocked_retry_seconds == 0 {
-            return Err("resyncSeconds and blockedRetrySeconds must be at least 1".into());
-        }
-        Ok(())
-    }
-
-    fn resync(&self) -> Duration {
-        Duration::from_secs(self.resync_seconds)
-    }
-
-    fn blocked_retry(&self) -> Duration {
-        Duration::from_secs(self.blocked_retry_seconds)
-    }
-}
+/// The controller's settings (all optional): when to look again.
+pub use corbel_sdk::controller::Timing as Settings;
 
 /// The objects a reconcile reads, in the reconciled object's namespace.
 pub trait Cluster {

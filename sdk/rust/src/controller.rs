@@ -287,3 +287,54 @@ macro_rules! export_controller {
         };
     };
 }
+
+/// The resync and blocked-retry settings most controllers take (`resyncSeconds`,
+/// `blockedRetrySeconds`), with their defaults and check, for a controller's `Settings` type (as
+/// is, or as a re-export).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timing {
+    /// Look at every object again after this long, to notice a backend that went down or a
+    /// change made behind the controller's back.
+    #[serde(default = "default_resync")]
+    pub resync_seconds: u64,
+    /// How soon a blocked object (credentials refused, a dependency not ready) is looked at again
+    /// even if it does not change: what it waits on is often outside the object.
+    #[serde(default = "default_blocked_retry")]
+    pub blocked_retry_seconds: u64,
+}
+
+fn default_resync() -> u64 {
+    300
+}
+
+fn default_blocked_retry() -> u64 {
+    30
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            resync_seconds: default_resync(),
+            blocked_retry_seconds: default_blocked_retry(),
+        }
+    }
+}
+
+impl Timing {
+    /// For `validate-settings`: both at least one second.
+    pub fn check(&self) -> Result<(), String> {
+        if self.resync_seconds == 0 || self.blocked_retry_seconds == 0 {
+            return Err("resyncSeconds and blockedRetrySeconds must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn resync(&self) -> Duration {
+        Duration::from_secs(self.resync_seconds)
+    }
+
+    pub fn blocked_retry(&self) -> Duration {
+        Duration::from_secs(self.blocked_retry_seconds)
+    }
+}
