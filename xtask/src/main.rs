@@ -77,7 +77,7 @@ tasks:
   test     build the plugins and the host, then run every test (extra args go to cargo test)
   plugins  build every plugin component (Rust, JavaScript, Python, C) into target/wasm32-wasip2/plugin/
   bench    run the admission benchmark (cargo bench -p corbel --bench admission)
-  crds     write deploy/crds/*.yaml from the controller plugins' Rust types (storage, gateway, identity)
+  crds     write deploy/crds/*.yaml from the controller plugins' Rust types (storage, gateway, identity, api)
 ";
 
 fn root() -> PathBuf {
@@ -577,7 +577,7 @@ fn bench(extra: &[String]) -> Result<(), String> {
 /// when the committed files fall behind.
 fn crds() -> Result<(), String> {
     // Each controller plugin generates the CRDs of its own kinds from its Rust types.
-    for plugin in ["storage", "gateway", "identity"] {
+    for plugin in ["storage", "gateway", "identity", "api"] {
         step(
             &format!("writing deploy/crds from plugins/{plugin}/src/api.rs"),
             cargo()
