@@ -154,9 +154,12 @@ mod tests {
     const S: Verdict = Verdict::Suspend;
     const R: Verdict = Verdict::Reject;
 
+    /// A strategy, the decisions in order (verdict, by), and the state they lead to.
+    type Case<'a> = (Strategy, &'a [(Verdict, &'a str)], State);
+
     #[test]
     fn the_state_follows_the_decisions_under_each_strategy() {
-        let cases: &[(Strategy, &[(Verdict, &str)], State)] = &[
+        let cases: &[Case] = &[
             (Strategy::Auto, &[], State::Granted),
             (Strategy::Auto, &[(S, "alice")], State::Suspended),
             (Strategy::Simple, &[], State::Pending),

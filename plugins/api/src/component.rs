@@ -61,7 +61,7 @@ fn now_rfc3339() -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or_default();
-    crate::rfc3339(secs)
+    corbel_sdk::controller::rfc3339(secs)
 }
 
 struct HostCluster;
