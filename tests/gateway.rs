@@ -82,27 +82,9 @@ async fn envoy_serves_routes_grants_limits_weights_and_failover_from_corbel() {
                    "security": {"issuer": "oidc"}, "traffic": {"rateLimit": {"perMinute": 5}}}),
         )
         .await;
-    setup
-        .create(
-            "Consumer",
-            "app-1",
-            json!({"gatewayRef": {"name": "public"}, "clientId": "app-1"}),
-        )
-        .await;
-    setup
-        .create(
-            "Consumer",
-            "app-2",
-            json!({"gatewayRef": {"name": "public"}, "clientId": "app-2"}),
-        )
-        .await;
-    setup
-        .create(
-            "ConsumeRoute",
-            "app-1-secure",
-            json!({"consumerRef": {"name": "app-1"}, "routeRef": {"name": "secure"}}),
-        )
-        .await;
+    setup.consumer("app-1", "app-1").await;
+    setup.consumer("app-2", "app-2").await;
+    setup.grant("app-1", "secure").await;
     let granted = provider.token("app-1", "s1").await;
     let ungranted = provider.token("app-2", "s2").await;
     client.wait_for("/secure", None, 401, &envoy, &setup).await;

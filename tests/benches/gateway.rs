@@ -116,11 +116,7 @@ async fn main() {
     let mut peak = idle;
     for i in 0..routes {
         setup
-            .create(
-                "Consumer",
-                &format!("c{i}"),
-                json!({"gatewayRef": {"name": "public"}, "clientId": format!("client-{i}")}),
-            )
+            .consumer(&format!("c{i}"), &format!("client-{i}"))
             .await;
     }
     let started = Instant::now();
@@ -138,13 +134,7 @@ async fn main() {
                                "upstreams": [{"url": url}]}),
                     )
                     .await;
-                setup_ref
-                    .create(
-                        "ConsumeRoute",
-                        &format!("g{i}"),
-                        json!({"consumerRef": {"name": format!("c{i}")}, "routeRef": {"name": format!("r{i}")}}),
-                    )
-                    .await;
+                setup_ref.grant(&format!("c{i}"), &format!("r{i}")).await;
             }
         })
         .buffer_unordered(16)
@@ -246,20 +236,8 @@ async fn main() {
                    "security": {"issuer": "oidc"}, "traffic": {"rateLimit": {"perSecond": 1000000}}}),
         )
         .await;
-    setup
-        .create(
-            "Consumer",
-            "app-1",
-            json!({"gatewayRef": {"name": "public"}, "clientId": "app-1"}),
-        )
-        .await;
-    setup
-        .create(
-            "ConsumeRoute",
-            "app-1-secured",
-            json!({"consumerRef": {"name": "app-1"}, "routeRef": {"name": "secured"}}),
-        )
-        .await;
+    setup.consumer("app-1", "app-1").await;
+    setup.grant("app-1", "secured").await;
     let token = provider.token("app-1", "s1").await;
     client
         .wait_for("/secured", Some(&token), 200, &envoy, &setup)

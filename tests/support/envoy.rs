@@ -372,6 +372,26 @@ impl Setup {
             .unwrap_or_else(|e| panic!("create {kind} {name}: {e}"));
     }
 
+    /// Consumer `name` of Gateway `public`, known by its tokens' `client_id`.
+    pub async fn consumer(&self, name: &str, client_id: &str) {
+        self.create(
+            "Consumer",
+            name,
+            json!({"gatewayRef": {"name": "public"}, "clientId": client_id}),
+        )
+        .await;
+    }
+
+    /// Consumer `consumer`'s grant on Route `route`: ConsumeRoute `<consumer>-<route>`.
+    pub async fn grant(&self, consumer: &str, route: &str) {
+        self.create(
+            "ConsumeRoute",
+            &format!("{consumer}-{route}"),
+            json!({"consumerRef": {"name": consumer}, "routeRef": {"name": route}}),
+        )
+        .await;
+    }
+
     /// Waits until the object has condition `Ready` with `status` and returns it.
     pub async fn wait_ready(&self, kind: &str, name: &str, status: &str) -> DynamicObject {
         self.wait_condition(kind, name, |c| c["status"] == status, status)

@@ -171,6 +171,11 @@ pub struct GatewayStatus {
     /// own entry for its condition, and is tried again once its generation changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected_routes: Vec<RejectedRoute>,
+    /// Routes not served because an older Route of the Gateway claims one of their hosts and
+    /// paths. Conflicts are found here, where every Route of the Gateway is read; a Route's own
+    /// reconcile reads only its entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicting_routes: Vec<RejectedRoute>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
@@ -181,7 +186,7 @@ pub struct GatewayStatus {
 pub struct RejectedRoute {
     pub name: String,
     pub generation: i64,
-    /// Envoy's error detail.
+    /// Envoy's error detail, or which Route holds the host and path.
     pub message: String,
 }
 

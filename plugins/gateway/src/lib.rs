@@ -24,8 +24,8 @@ pub mod translate;
 /// change to a Route or Consumer of a Gateway reconciles the Gateway, which rebuilds the whole
 /// snapshot. Routes are reconciled for their own status: a ConsumeRoute change reconciles its
 /// Route, whose `status.consumers` then changes, which reconciles the Gateway (ConsumeRoutes
-/// name no Gateway, so this is their path to it). A Gateway change (its spec or its
-/// `rejectedRoutes`) reconciles its Routes. `statusFields` names the status each side reads, so
+/// name no Gateway, so this is their path to it). A Gateway change (its spec, its
+/// `rejectedRoutes` or its `conflictingRoutes`) reconciles its Routes. `statusFields` names the status each side reads, so
 /// the Gateway's counters and versions, written after each reconcile, reconcile no Route.
 pub const MANIFEST: &str = r#"
 reconciles:
@@ -39,7 +39,7 @@ reconciles:
   - apiVersion: gateway.corbel.dev/v1alpha1
     kind: Route
     watches:
-      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Gateway, referencedBy: spec.gatewayRef.name, statusFields: [rejectedRoutes]}
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Gateway, referencedBy: spec.gatewayRef.name, statusFields: [rejectedRoutes, conflictingRoutes]}
       - {apiVersion: gateway.corbel.dev/v1alpha1, kind: ConsumeRoute, parentField: spec.routeRef.name}
 capabilities:
   resources:

@@ -9,9 +9,17 @@
 //! `status.rejectedRoutes` (so the refusal survives the next, accepted, version) and leaves them
 //! out, so the others keep being served and updated.
 //!
-//! A **Route** reconcile runs the same translation to learn what became of it: served at a URL
-//! with its admitted consumers, or blocked with the reason (missing Gateway, path conflict,
-//! refused by Envoy, …). It writes nothing but its status.
+//! The Gateway's reconcile is the one place that reads all of a Gateway's Routes and translates
+//! them; the host runs at most one reconcile of an object at a time and merges the changes that
+//! arrive meanwhile into one next run, so a burst of Route changes costs a few translations, not
+//! one each. What only the whole set shows, path conflicts, it writes into its status
+//! (`conflictingRoutes`, beside Envoy's refusals in `rejectedRoutes`).
+//!
+//! A **Route** reconcile decides what became of that Route alone, from its Gateway (one read):
+//! served at a URL with its admitted consumers (its ConsumeRoutes and their Consumers), or
+//! blocked with the reason (missing Gateway, unknown issuer, … from the same checks as the
+//! translation; a path conflict or a refusal by Envoy from the Gateway's status). Its cost does
+//! not grow with the Gateway's other Routes. It writes nothing but its status.
 
 use std::collections::BTreeMap;
 
@@ -164,6 +172,7 @@ fn kong_gateway(
         .status(json!({
             "routes": served,
             "consumers": translation.consumers,
+            "conflictingRoutes": conflicting_routes(&inputs, &translation.routes),
             "kong": {"entities": synced.upserted, "deleted": synced.deleted},
         }))
         .condition(
@@ -176,6 +185,30 @@ fn kong_gateway(
             ),
         )
         .requeue_after(KONG_RESYNC))
+}
+
+/// The Routes blocked by a path conflict, for their own reconciles to read (all others reasons
+/// they find themselves).
+fn conflicting_routes(
+    inputs: &Inputs,
+    results: &BTreeMap<String, RouteResult>,
+) -> Vec<RejectedRoute> {
+    inputs
+        .routes
+        .iter()
+        .filter_map(|r| match results.get(&r.name) {
+            Some(RouteResult::Blocked { reason, message })
+                if reason == translate::PATH_CONFLICT =>
+            {
+                Some(RejectedRoute {
+                    name: r.name.clone(),
+                    generation: r.generation,
+                    message: message.clone(),
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// How often Kong is read again to correct drift.
@@ -352,6 +385,7 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
             "configVersion": version,
             "acknowledgedVersion": acknowledged,
             "rejectedRoutes": rejected_routes,
+            "conflictingRoutes": conflicting_routes(&inputs, &translation.routes),
         }))
         .condition(
             "Synced",
@@ -388,20 +422,50 @@ pub fn route(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconcil
     let gateway = gateway_of(&Object(gateway_object.clone()))?;
     let status: GatewayStatus =
         serde_json::from_value(gateway_object["status"].clone()).unwrap_or_default();
-    let inputs = inputs(cluster, &namespace, gateway, &status, None)?;
-    match translate::translate(&inputs).routes.remove(object.name()) {
-        Some(RouteResult::Served { url, consumers }) => {
-            Ok(Outcome::default().status(json!({"url": url, "consumers": consumers})))
-        }
-        Some(RouteResult::Blocked { reason, message }) => {
-            Err(ReconcileError::permanent(&reason, message))
-        }
-        // The list was read before this Route was stored: look again.
-        None => Err(ReconcileError::transient(
-            "NotListedYet",
-            "the Route is not among the Gateway's Routes yet",
-        )),
+    let route = Named {
+        name: object.name().to_string(),
+        created: String::new(),
+        generation: object.generation().unwrap_or(1),
+        spec,
+    };
+    let rejected: BTreeMap<String, String> = status
+        .rejected_routes
+        .iter()
+        .map(|r| (translate::source(&r.name, r.generation), r.message.clone()))
+        .collect();
+    translate::check_own(&namespace, &gateway, &rejected, &route)
+        .map_err(|(reason, message)| ReconcileError::permanent(reason, message))?;
+    if let Some(conflict) = status
+        .conflicting_routes
+        .iter()
+        .find(|c| c.name == route.name && c.generation == route.generation)
+    {
+        return Err(ReconcileError::permanent(
+            translate::PATH_CONFLICT,
+            conflict.message.clone(),
+        ));
     }
+    // Its grants: the ConsumeRoutes naming it, held by Consumers of its Gateway.
+    let grants: Vec<Named<api::ConsumeRouteSpec>> = all(cluster, "ConsumeRoute")?
+        .into_iter()
+        .filter(|g: &Named<api::ConsumeRouteSpec>| g.spec.route_ref.name == route.name)
+        .collect();
+    let mut holders = Vec::new();
+    for grant in &grants {
+        let consumer = cluster
+            .get("Consumer", &grant.spec.consumer_ref.name)
+            .map_err(|e| capability("read a Consumer", e))?;
+        if let Some(consumer) = consumer.as_ref().and_then(named::<api::ConsumerSpec>)
+            && consumer.spec.gateway_ref.name == gateway.name
+        {
+            holders.push((consumer, &grant.spec));
+        }
+    }
+    let holders: Vec<translate::Grant<'_>> = holders.iter().map(|(c, g)| (c, *g)).collect();
+    Ok(Outcome::default().status(json!({
+        "url": translate::url(&gateway.spec, &route.spec),
+        "consumers": translate::admitted(&holders),
+    })))
 }
 
 #[cfg(test)]
@@ -413,6 +477,8 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         objects: RefCell<BTreeMap<(String, String), Value>>,
+        /// The kinds listed, in order.
+        listed: RefCell<Vec<String>>,
     }
 
     impl Fake {
@@ -434,6 +500,7 @@ mod tests {
                 .cloned())
         }
         fn list(&self, kind: &str) -> Result<Vec<Value>, CapabilityError> {
+            self.listed.borrow_mut().push(kind.to_string());
             Ok(self
                 .objects
                 .borrow()
@@ -571,5 +638,38 @@ mod tests {
         let status = outcome.status.unwrap_or_default();
         assert_eq!(status["url"], "http://127.0.0.1:10000/orders");
         assert_eq!(status["consumers"][0]["clientId"], "app-1");
+    }
+
+    #[test]
+    fn a_route_reads_its_path_conflict_from_the_gateway_and_lists_no_other_route() {
+        let fake = world();
+        fake.put(object("Route", "orders-2", json!({"gatewayRef": {"name": "public"}, "paths": ["/orders/"], "upstreams": [{"url": "http://127.0.0.1:9001"}]})));
+        let mut gateway_object = fake.get("Gateway", "public").unwrap().unwrap();
+        let status = gateway_reconcile(&fake, gateway_object.clone());
+        assert_eq!(status["conflictingRoutes"][0]["name"], "orders-2");
+        gateway_object["status"] = status;
+        fake.put(gateway_object);
+
+        fake.listed.borrow_mut().clear();
+        let newer = fake.get("Route", "orders-2").unwrap().unwrap();
+        let error = super::route(&Object(newer.clone()), &fake).unwrap_err();
+        assert_eq!(error.reason(), "PathConflict");
+        assert!(
+            error.message().contains("\"orders\""),
+            "{}",
+            error.message()
+        );
+        let older = fake.get("Route", "orders").unwrap().unwrap();
+        assert!(super::route(&Object(older), &fake).is_ok());
+        assert_eq!(
+            *fake.listed.borrow(),
+            ["ConsumeRoute"],
+            "a Route's reconcile reads its Gateway and its grants, not the Gateway's other Routes"
+        );
+
+        // Its next generation is tried again (the Gateway decides anew).
+        let mut newer = newer;
+        newer["metadata"]["generation"] = json!(2);
+        assert!(super::route(&Object(newer), &fake).is_ok());
     }
 }

@@ -43,10 +43,10 @@ const RATELIMIT_FILTER: &str = "envoy.filters.http.local_ratelimit";
 const PAYLOAD: &str = "payload";
 
 /// A Consumer and its grant on one Route.
-type Grant<'a> = (&'a Named<ConsumerSpec>, &'a ConsumeRouteSpec);
+pub type Grant<'a> = (&'a Named<ConsumerSpec>, &'a ConsumeRouteSpec);
 
 /// An upstream as checked: `(priority, endpoint, weight)`.
-type Upstream = (u32, Endpoint, Option<u32>);
+pub type Upstream = (u32, Endpoint, Option<u32>);
 
 /// One named object of the Gateway's namespace.
 #[derive(Debug, Clone)]
@@ -179,15 +179,7 @@ pub fn translate(inputs: &Inputs) -> Translation {
             })
             .filter(|(c, _)| c.spec.gateway_ref.name == inputs.gateway.name)
             .collect();
-        let mut admitted: Vec<AdmittedConsumer> = grants
-            .iter()
-            .map(|(c, g)| AdmittedConsumer {
-                name: c.name.clone(),
-                client_id: c.spec.client_id.clone(),
-                rate_limit: g.rate_limit.clone(),
-            })
-            .collect();
-        admitted.sort();
+        let admitted = admitted(&grants);
         admitted_consumers.extend(admitted.iter().map(|a| a.name.clone()));
         let source = source(&route.name, route.generation);
         let route_clusters = route_clusters(&prefix, route, &endpoints);
@@ -273,23 +265,65 @@ pub fn translate(inputs: &Inputs) -> Translation {
     }
 }
 
+/// The Consumers a Route admits (those holding a grant on it), sorted.
+pub fn admitted(grants: &[Grant<'_>]) -> Vec<AdmittedConsumer> {
+    let mut admitted: Vec<AdmittedConsumer> = grants
+        .iter()
+        .map(|(c, g)| AdmittedConsumer {
+            name: c.name.clone(),
+            client_id: c.spec.client_id.clone(),
+            rate_limit: g.rate_limit.clone(),
+        })
+        .collect();
+    admitted.sort();
+    admitted
+}
+
 /// Why a Route cannot be served, as `(reason, message)`; else its endpoints, in order.
 fn check(
     inputs: &Inputs,
     route: &Named<RouteSpec>,
     claimed: &BTreeMap<(String, String), String>,
 ) -> Result<Vec<Upstream>, (&'static str, String)> {
-    let gateway = &inputs.gateway.spec;
-    if route.spec.gateway_ref.name != inputs.gateway.name {
+    let endpoints = check_own(&inputs.namespace, &inputs.gateway, &inputs.rejected, route)?;
+    for key in claims(&inputs.gateway.spec, &route.spec) {
+        if let Some(owner) = claimed.get(&key) {
+            return Err((
+                PATH_CONFLICT,
+                format!(
+                    "host {:?} path {:?} is already served by Route {owner:?}",
+                    key.0, key.1
+                ),
+            ));
+        }
+    }
+    Ok(endpoints)
+}
+
+/// The reason of a Route blocked because an older Route claims one of its hosts and paths.
+pub const PATH_CONFLICT: &str = "PathConflict";
+
+/// What can be decided of one Route from its Gateway alone, without the Gateway's other Routes
+/// (so a Route's own reconcile reads one object): why it cannot be served, as `(reason,
+/// message)`, else its endpoints, in order. Path conflicts are [`translate`]'s to find.
+/// `rejected`: as [`Inputs::rejected`].
+pub fn check_own(
+    namespace: &str,
+    gateway_object: &Named<GatewaySpec>,
+    rejected: &BTreeMap<String, String>,
+    route: &Named<RouteSpec>,
+) -> Result<Vec<Upstream>, (&'static str, String)> {
+    let gateway = &gateway_object.spec;
+    if route.spec.gateway_ref.name != gateway_object.name {
         return Err((
             "GatewayNotFound",
             format!(
-                "Gateway {:?} does not exist in namespace {:?}",
-                route.spec.gateway_ref.name, inputs.namespace
+                "Gateway {:?} does not exist in namespace {namespace:?}",
+                route.spec.gateway_ref.name
             ),
         ));
     }
-    if let Some(message) = inputs.rejected.get(&source(&route.name, route.generation)) {
+    if let Some(message) = rejected.get(&source(&route.name, route.generation)) {
         return Err((
             "RejectedByEnvoy",
             format!(
@@ -310,7 +344,7 @@ fn check(
             "HostnameNotAllowed",
             format!(
                 "hostname {host:?} is not among Gateway {:?}'s hostnames {:?}",
-                inputs.gateway.name, gateway.hostnames
+                gateway_object.name, gateway.hostnames
             ),
         ));
     }
@@ -323,7 +357,7 @@ fn check(
             "IssuerNotFound",
             format!(
                 "security.issuer {issuer:?} is not one of Gateway {:?}'s issuers {known:?}",
-                inputs.gateway.name
+                gateway_object.name
             ),
         ));
     }
@@ -335,22 +369,11 @@ fn check(
                 "LoopbackUpstream",
                 format!(
                     "upstream {} is on loopback, which reaches the gateway's own host; set allowLoopbackUpstreams on Gateway {:?} if that is meant",
-                    upstream.url, inputs.gateway.name
+                    upstream.url, gateway_object.name
                 ),
             ));
         }
         endpoints.push((upstream.priority, endpoint, upstream.weight));
-    }
-    for key in claims(gateway, &route.spec) {
-        if let Some(owner) = claimed.get(&key) {
-            return Err((
-                "PathConflict",
-                format!(
-                    "host {:?} path {:?} is already served by Route {owner:?}",
-                    key.0, key.1
-                ),
-            ));
-        }
     }
     Ok(endpoints)
 }
@@ -375,7 +398,8 @@ fn claims(gateway: &GatewaySpec, route: &RouteSpec) -> Vec<(String, String)> {
     keys
 }
 
-fn url(gateway: &GatewaySpec, route: &RouteSpec) -> String {
+/// Where a Route is served.
+pub fn url(gateway: &GatewaySpec, route: &RouteSpec) -> String {
     let host = domains(gateway, route)
         .into_iter()
         .next()
