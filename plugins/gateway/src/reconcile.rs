@@ -238,10 +238,11 @@ fn all<T: DeserializeOwned>(
     Ok(cluster
         .list(kind)
         .map_err(|e| capability(&format!("list {kind}s"), e))?
-        .iter()
+        // Each object is dropped once read: a Gateway's lists are its reconcile's largest data.
+        .into_iter()
         // An object whose spec does not parse was admitted before admission was bound; it
         // cannot be served, and the others must not suffer for it.
-        .filter_map(named)
+        .filter_map(|object| named(&object))
         .collect())
 }
 
@@ -319,41 +320,39 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
     let group = node_group(&namespace, &gateway.name, &gateway.spec);
     let name = gateway.name.clone();
     let inputs = inputs(cluster, &namespace, gateway, &status, existing.as_ref())?;
-    let translation = translate::translate(&inputs);
+    let translate::Translation {
+        resources,
+        routes: results,
+        consumers,
+    } = translate::translate(&inputs);
+    // Moved, not copied: at a thousand Routes the snapshot is megabytes.
     let spec = json!({
         "nodeGroup": group,
-        "resources": translation.resources.iter().map(|r| json!({
+        "resources": resources.into_iter().map(|r| json!({
             "typeUrl": r.type_url,
             "name": r.name,
             "sources": r.sources,
             "resource": r.resource,
         })).collect::<Vec<_>>(),
     });
-    let stored = match existing {
-        None => Some(
-            cluster
-                .create(&json!({
-                    "apiVersion": SNAPSHOT_API_VERSION,
-                    "kind": SNAPSHOT_KIND,
-                    "metadata": {"name": name},
-                    "spec": spec,
-                }))
-                .map_err(|e| capability("create the XdsSnapshot", e))?,
-        ),
+    let mut stored = match existing {
+        None => cluster
+            .create(&json!({
+                "apiVersion": SNAPSHOT_API_VERSION,
+                "kind": SNAPSHOT_KIND,
+                "metadata": {"name": name},
+                "spec": spec,
+            }))
+            .map_err(|e| capability("create the XdsSnapshot", e))?,
         Some(mut snapshot) if snapshot["spec"] != spec => {
             snapshot["spec"] = spec;
-            Some(
-                cluster
-                    .update(&snapshot)
-                    .map_err(|e| capability("update the XdsSnapshot", e))?,
-            )
+            cluster
+                .update(&snapshot)
+                .map_err(|e| capability("update the XdsSnapshot", e))?
         }
-        Some(snapshot) => Some(snapshot),
+        Some(snapshot) => snapshot,
     };
-    let snapshot_status = stored
-        .as_ref()
-        .map(|s| s["status"].clone())
-        .unwrap_or_default();
+    let snapshot_status = stored["status"].take();
     let rejected_routes: Vec<RejectedRoute> = inputs
         .routes
         .iter()
@@ -368,8 +367,7 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
                 })
         })
         .collect();
-    let served = translation
-        .routes
+    let served = results
         .values()
         .filter(|r| matches!(r, RouteResult::Served { .. }))
         .count();
@@ -381,11 +379,11 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
     let outcome = Outcome::default()
         .status(json!({
             "routes": served,
-            "consumers": translation.consumers,
+            "consumers": consumers,
             "configVersion": version,
             "acknowledgedVersion": acknowledged,
             "rejectedRoutes": rejected_routes,
-            "conflictingRoutes": conflicting_routes(&inputs, &translation.routes),
+            "conflictingRoutes": conflicting_routes(&inputs, &results),
         }))
         .condition(
             "Synced",
