@@ -5,6 +5,7 @@
 //! - `cargo xtask test`: build the plugins and the host, then run every test in the workspace.
 //! - `cargo xtask plugins`: build every plugin component (`target/wasm32-wasip2/plugin/*.wasm`).
 //! - `cargo xtask bench`: the admission benchmark (figures, not pass/fail).
+//! - `cargo xtask bench-webhook`: the webhook on one core against a native one, loaded by `oha`.
 
 mod kubernetes;
 mod languages;
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("plugins") => plugins(),
         Some("bench") => bench(&args[1..]),
+        Some("bench-webhook") => bench_webhook(&args[1..]),
         Some("crds") => crds(),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP.trim());
@@ -77,6 +79,8 @@ tasks:
   test     build the plugins and the host, then run every test (extra args go to cargo test)
   plugins  build every plugin component (Rust, JavaScript, Python, C) into target/wasm32-wasip2/plugin/
   bench    run the admission benchmark (cargo bench -p corbel --bench admission)
+  bench-webhook  the webhook pinned to one core against a native one, loaded by oha (installed once
+           into target/toolchains/oha); see docs/benchmarks.md
   crds     write deploy/crds/*.yaml from the controller plugins' Rust types (storage, gateway, identity, api)
 ";
 
@@ -123,24 +127,29 @@ fn ensure_target() -> Result<(), String> {
     )
 }
 
+/// Builds one Rust plugin crate into `target/wasm32-wasip2/plugin/`.
+fn build_plugin(name: &str) -> Result<(), String> {
+    step(
+        &format!("building plugin {name} (target/{TARGET}/plugin/)"),
+        cargo().args([
+            "build",
+            "--target",
+            TARGET,
+            "--profile",
+            "plugin",
+            "-p",
+            name,
+        ]),
+    )
+}
+
 fn plugins() -> Result<(), String> {
     ensure_target()?;
     // One cargo run per plugin: a controller turns on the SDK's `controller` feature, and cargo
     // would otherwise unify it into every policy built in the same run.
     for dir in PLUGIN_DIRS {
         for name in crates_in(dir)? {
-            step(
-                &format!("building plugin {name} (target/{TARGET}/plugin/)"),
-                cargo().args([
-                    "build",
-                    "--target",
-                    TARGET,
-                    "--profile",
-                    "plugin",
-                    "-p",
-                    &name,
-                ]),
-            )?;
+            build_plugin(&name)?;
         }
     }
     // JavaScript, Python and C plugins (plugins/*-js, *-py, *-c), toolchains installed once.
@@ -569,6 +578,55 @@ fn bench(extra: &[String]) -> Result<(), String> {
         "admission benchmark",
         cargo()
             .args(["bench", "-p", "corbel", "--bench", "admission"])
+            .args(extra),
+    )
+}
+
+/// The load generator of the one-core webhook bench (crates.io `oha`).
+const OHA_VERSION: &str = "1.16.0";
+
+/// The one-core webhook bench (tests/benches/webhook_one_core.rs): builds the `require-labels`
+/// plugin and the release host, installs `oha` project-local (`target/toolchains/oha`) unless
+/// that version is there, then runs the bench. Not part of `cargo xtask test`.
+fn bench_webhook(extra: &[String]) -> Result<(), String> {
+    ensure_target()?;
+    build_plugin("require-labels")?;
+    step(
+        "building the release host (target/release/corbel)",
+        cargo().args(["build", "--release", "-p", "corbel"]),
+    )?;
+    let oha = root().join("target/toolchains/oha/bin/oha");
+    let installed = Command::new(&oha)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(OHA_VERSION));
+    if !installed {
+        step(
+            &format!("installing oha {OHA_VERSION} into target/toolchains/oha (once)"),
+            cargo().args([
+                "install",
+                "oha",
+                "--locked",
+                "--version",
+                OHA_VERSION,
+                "--root",
+                "target/toolchains/oha",
+            ]),
+        )?;
+    }
+    step(
+        "webhook on one core (corbel vs native, oha)",
+        cargo()
+            .args([
+                "bench",
+                "-p",
+                "corbel-e2e",
+                "--features",
+                "bench-webhook",
+                "--bench",
+                "webhook_one_core",
+            ])
+            .env("OHA", &oha)
             .args(extra),
     )
 }
