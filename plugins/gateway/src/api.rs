@@ -167,6 +167,12 @@ pub struct GatewayStatus {
     pub config_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_version: Option<String>,
+    /// When the configuration was last published (milliseconds since the Unix epoch), and how
+    /// long that reconcile took: the next one waits at least as long (see `reconcile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_took_ms: Option<u64>,
     /// Routes left out because Envoy refused a configuration holding them; a Route reads its
     /// own entry for its condition, and is tried again once its generation changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -300,6 +300,50 @@ fn gateway_of(object: &Object) -> Result<Named<api::GatewaySpec>, ReconcileError
     })
 }
 
+/// Writes the snapshot's new spec. The host's xDS server writes its status (versions, ACKs) at
+/// any time, so an update from a read made before the translation often meets a conflict: the
+/// snapshot is read again and written again at once (a retry with backoff would hold the change
+/// back by a whole reconcile). Not when the new status holds a refusal this translation did not
+/// know of: the next reconcile, which that status change starts, leaves the refused Routes out.
+fn update_snapshot(
+    cluster: &dyn Cluster,
+    mut snapshot: Value,
+    spec: Value,
+) -> Result<Value, ReconcileError> {
+    let known_refusal = snapshot["status"]["rejected"].clone();
+    snapshot["spec"] = spec;
+    let mut attempts = 0;
+    loop {
+        match cluster.update(&snapshot) {
+            Ok(stored) => return Ok(stored),
+            Err(CapabilityError::Conflict(_)) if attempts < 3 => {
+                attempts += 1;
+                let Some(mut fresh) = cluster
+                    .get(
+                        SNAPSHOT_KIND,
+                        snapshot["metadata"]["name"].as_str().unwrap_or_default(),
+                    )
+                    .map_err(|e| capability("read the XdsSnapshot", e))?
+                else {
+                    return Err(ReconcileError::transient(
+                        "SnapshotGone",
+                        "the XdsSnapshot was deleted while it was being updated",
+                    ));
+                };
+                if fresh["status"]["rejected"] != known_refusal {
+                    return Err(ReconcileError::transient(
+                        "SnapshotRefused",
+                        "Envoy refused a configuration while the next was translated; translating again without the refused Routes",
+                    ));
+                }
+                fresh["spec"] = snapshot["spec"].take();
+                snapshot = fresh;
+            }
+            Err(e) => return Err(capability("update the XdsSnapshot", e)),
+        }
+    }
+}
+
 /// The node group a Gateway's instances announce (`node.cluster` in their bootstrap).
 pub fn node_group(namespace: &str, name: &str, spec: &api::GatewaySpec) -> String {
     spec.node_group
@@ -307,12 +351,58 @@ pub fn node_group(namespace: &str, name: &str, spec: &api::GatewaySpec) -> Strin
         .unwrap_or_else(|| format!("{namespace}/{name}"))
 }
 
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Publications that took less than this are never paced (small Gateways, tests).
+const PACE_FROM: u64 = 100;
+/// The longest a reconcile waits for its turn, whatever the last publication took.
+const PACE_AT_MOST: u64 = 2_000;
+
+/// How long a Gateway reconcile waits before translating again: after a publication that took
+/// `took`, the next waits until as long has passed. While Routes change in a burst, the Gateway
+/// (and the xDS server, and Envoy) then spend at most about half their time on whole
+/// translations, and the Routes' own reconciles get the rest; the changes that arrive meanwhile
+/// are merged into the next one. A change after a quiet period is published at once.
+pub fn pace(status: &GatewayStatus, now: u64) -> Option<std::time::Duration> {
+    let (at, took) = (status.published_at_ms?, status.publish_took_ms?);
+    if took < PACE_FROM {
+        return None;
+    }
+    let until = at.saturating_add(took.min(PACE_AT_MOST));
+    (now < until).then(|| std::time::Duration::from_millis(until - now))
+}
+
 pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, ReconcileError> {
+    let started = now_ms();
     let gateway = gateway_of(object)?;
     let namespace = object.namespace().unwrap_or("default").to_string();
     let status: GatewayStatus = serde_json::from_value(object.status().clone()).unwrap_or_default();
     if gateway.spec.driver == Driver::Kong {
         return kong_gateway(cluster, &namespace, gateway, &status);
+    }
+    if let Some(wait) = pace(&status, started) {
+        // Its status stays as it is (the host keeps the fields not returned); Synced is
+        // returned as it was, since conditions are the outcome's.
+        let mut outcome = Outcome::default().requeue_after(wait);
+        if let Some(synced) = status.conditions.iter().find(|c| c.type_ == "Synced") {
+            outcome = outcome.condition(
+                "Synced",
+                match synced.status.as_str() {
+                    "True" => Status::True,
+                    "False" => Status::False,
+                    _ => Status::Unknown,
+                },
+                &synced.reason,
+                synced.message.clone(),
+            );
+        }
+        return Ok(outcome);
     }
     let existing = cluster
         .get(SNAPSHOT_KIND, &gateway.name)
@@ -335,6 +425,7 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
             "resource": r.resource,
         })).collect::<Vec<_>>(),
     });
+    let mut published = true;
     let mut stored = match existing {
         None => cluster
             .create(&json!({
@@ -344,13 +435,11 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
                 "spec": spec,
             }))
             .map_err(|e| capability("create the XdsSnapshot", e))?,
-        Some(mut snapshot) if snapshot["spec"] != spec => {
-            snapshot["spec"] = spec;
-            cluster
-                .update(&snapshot)
-                .map_err(|e| capability("update the XdsSnapshot", e))?
+        Some(snapshot) if snapshot["spec"] != spec => update_snapshot(cluster, snapshot, spec)?,
+        Some(snapshot) => {
+            published = false;
+            snapshot
         }
-        Some(snapshot) => snapshot,
     };
     let snapshot_status = stored["status"].take();
     let rejected_routes: Vec<RejectedRoute> = inputs
@@ -384,6 +473,8 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
             "acknowledgedVersion": acknowledged,
             "rejectedRoutes": rejected_routes,
             "conflictingRoutes": conflicting_routes(&inputs, &results),
+            "publishedAtMs": if published { Some(now_ms()) } else { status.published_at_ms },
+            "publishTookMs": if published { Some(now_ms().saturating_sub(started)) } else { status.publish_took_ms },
         }))
         .condition(
             "Synced",
@@ -477,6 +568,8 @@ mod tests {
         objects: RefCell<BTreeMap<(String, String), Value>>,
         /// The kinds listed, in order.
         listed: RefCell<Vec<String>>,
+        /// Updates refused with a conflict before one passes (another writer came first).
+        conflicts: std::cell::Cell<u32>,
     }
 
     impl Fake {
@@ -512,6 +605,12 @@ mod tests {
             Ok(object.clone())
         }
         fn update(&self, object: &Value) -> Result<Value, CapabilityError> {
+            if self.conflicts.get() > 0 {
+                self.conflicts.set(self.conflicts.get() - 1);
+                return Err(CapabilityError::Conflict(
+                    "the object has been modified".into(),
+                ));
+            }
             self.put(object.clone());
             Ok(object.clone())
         }
@@ -669,5 +768,61 @@ mod tests {
         let mut newer = newer;
         newer["metadata"]["generation"] = json!(2);
         assert!(super::route(&Object(newer), &fake).is_ok());
+    }
+
+    #[test]
+    fn a_gateway_translates_again_only_once_as_long_as_its_last_publication_took() {
+        let status = |at: u64, took: u64| GatewayStatus {
+            published_at_ms: Some(at),
+            publish_took_ms: Some(took),
+            ..GatewayStatus::default()
+        };
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(
+            pace(&GatewayStatus::default(), 1_000),
+            None,
+            "never published"
+        );
+        assert_eq!(pace(&status(1_000, 40), 1_010), None, "a quick publication");
+        assert_eq!(pace(&status(1_000, 300), 1_100), Some(ms(200)));
+        assert_eq!(
+            pace(&status(1_000, 300), 1_300),
+            None,
+            "a change after a quiet period"
+        );
+        assert_eq!(
+            pace(&status(1_000, 60_000), 1_000),
+            Some(ms(2_000)),
+            "capped"
+        );
+
+        // A paced reconcile reads nothing and keeps the Gateway's status and Synced condition.
+        let fake = world();
+        let mut gateway = fake.get("Gateway", "public").unwrap().unwrap();
+        gateway["status"] = json!({"publishedAtMs": now_ms(), "publishTookMs": 1_000,
+            "conditions": [{"type": "Synced", "status": "True", "reason": "Acknowledged", "message": "m"}]});
+        let outcome = super::gateway(&Object(gateway), &fake).unwrap();
+        assert!(outcome.status.is_none());
+        let wait = outcome.requeue_after.expect("a paced reconcile comes back");
+        assert!(!wait.is_zero() && wait <= ms(1_000), "{wait:?}");
+        assert_eq!(outcome.conditions[0].reason, "Acknowledged");
+        assert!(fake.listed.borrow().is_empty());
+        assert!(fake.get(SNAPSHOT_KIND, "public").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_snapshot_written_meanwhile_by_the_xds_server_is_read_again_and_updated_at_once() {
+        let fake = world();
+        let gateway = fake.get("Gateway", "public").unwrap().unwrap();
+        gateway_reconcile(&fake, gateway.clone());
+        fake.put(object("Route", "more", json!({"gatewayRef": {"name": "public"}, "paths": ["/more"], "upstreams": [{"url": "http://127.0.0.1:9000"}]})));
+        fake.conflicts.set(1);
+        assert_eq!(gateway_reconcile(&fake, gateway)["routes"], 2);
+        let snapshot = fake.get(SNAPSHOT_KIND, "public").unwrap().unwrap();
+        assert!(
+            snapshot["spec"]["resources"]
+                .to_string()
+                .contains("route.more")
+        );
     }
 }
