@@ -263,7 +263,7 @@ async fn serve(
     let runtime = Arc::new(Runtime::new(&runtime_config(&config))?);
     let loader = plugin_loader(&config);
     let state = AppState::loading();
-    state.expect_controllers(config.controllers.len());
+    state.health.expect_controllers(config.controllers.len());
     let mut router = api::router(state.clone(), config.max_body_size);
     // The identity the host's own controllers use against the embedded API, in process.
     let host_token = crate::auth::generate_token();
@@ -283,7 +283,7 @@ async fn serve(
         let kube = embedded_api(
             &config,
             embedded,
-            state.clone(),
+            state.bindings.clone(),
             local,
             ca.as_deref(),
             &host_token,
@@ -327,7 +327,8 @@ async fn serve(
     let plugin_kind = controller_client.clone().map(|client| {
         tokio::spawn(crate::registry::kind::run(
             client,
-            state.clone(),
+            state.bindings.clone(),
+            state.health.clone(),
             runtime.clone(),
             config.registry.settings(),
             // The host owns the Plugin kind: in embedded mode it serves it from the start.
@@ -358,7 +359,7 @@ async fn serve(
                 config.controllers.clone(),
                 client,
                 config.leader_election(),
-                state.clone(),
+                state.health.clone(),
                 stopped.clone(),
                 plugin_loader(&config),
             ))
@@ -529,7 +530,7 @@ async fn kubernetes_client(
 async fn embedded_api(
     config: &Config,
     embedded: &crate::config::EmbeddedConfig,
-    webhooks: Arc<AppState>,
+    bindings: Arc<crate::admission::bindings::SharedBindings>,
     address: std::net::SocketAddr,
     ca: Option<&std::path::Path>,
     host_token: &str,
@@ -563,7 +564,7 @@ async fn embedded_api(
         store,
         authenticator,
         Authorizer::new(rules),
-        webhooks,
+        bindings,
         inline,
     )
     .await?;

@@ -1,4 +1,9 @@
-//! Logging (tracing) and Prometheus metrics, all prefixed `corbel_`.
+//! Logging (tracing), Prometheus metrics (all prefixed `corbel_`), and [`Health`]: what every
+//! room reports for `/metrics` and `/readyz`, owned here so that no room reaches into the HTTP
+//! server's state to report.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +36,72 @@ pub fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// How many controllers are configured, and how each one's load went (its kinds, or why not).
+#[derive(Debug, Clone, Default)]
+pub struct ControllerReports {
+    /// How many controllers readiness waits for.
+    pub expected: usize,
+    pub loaded: BTreeMap<String, Result<Vec<String>, String>>,
+}
+
+impl ControllerReports {
+    /// Every expected controller reported, and each one loaded.
+    pub fn ready(&self) -> bool {
+        self.loaded.len() == self.expected && self.loaded.values().all(Result::is_ok)
+    }
+}
+
+/// What the rooms report: the metrics, how each controller's load went, and misconfigurations
+/// found while running. The admission server reads it for `/metrics` and `/readyz`; the
+/// reconciler, the `Plugin` kind and leader election write to it.
+#[derive(Default)]
+pub struct Health {
+    pub metrics: Metrics,
+    controllers: Mutex<ControllerReports>,
+    /// Misconfigurations found while running, by what they concern ("leaderElection",
+    /// "plugins"): a host that may not take part in leader election or read its kinds is not
+    /// ready, and says why, rather than looking healthy.
+    problems: Mutex<BTreeMap<String, String>>,
+}
+
+impl Health {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many controllers readiness waits for.
+    pub fn expect_controllers(&self, count: usize) {
+        self.controllers.lock().unwrap().expected = count;
+    }
+
+    pub fn report_controller(&self, name: &str, result: Result<Vec<String>, String>) {
+        self.controllers
+            .lock()
+            .unwrap()
+            .loaded
+            .insert(name.to_owned(), result);
+    }
+
+    /// Sets (`Some`) or clears (`None`) the problem about `what`; readiness fails while any is set.
+    pub fn report_problem(&self, what: &str, problem: Option<String>) {
+        let mut problems = self.problems.lock().unwrap();
+        match problem {
+            Some(problem) => problems.insert(what.to_owned(), problem),
+            None => problems.remove(what),
+        };
+    }
+
+    /// The controllers' reports as they are now.
+    pub fn controllers(&self) -> ControllerReports {
+        self.controllers.lock().unwrap().clone()
+    }
+
+    /// The problems reported and not cleared, by what they concern.
+    pub fn problems(&self) -> BTreeMap<String, String> {
+        self.problems.lock().unwrap().clone()
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -39,6 +39,9 @@ impl Entry {
     }
 }
 
+/// The bindings being served, swapped whole on (re)load; `None` while the first load runs.
+pub type SharedBindings = ArcSwap<Option<BindingSet>>;
+
 #[derive(Debug, Default, Clone)]
 pub struct BindingSet {
     pub entries: BTreeMap<String, Entry>,

@@ -10,7 +10,6 @@
 
 mod server;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,59 +23,27 @@ use axum::routing::{get, post};
 use kube_core::DynamicObject;
 use serde_json::json;
 
-use crate::admission::bindings::{BindingSet, Entry};
+use crate::admission::bindings::{BindingSet, Entry, SharedBindings};
 use crate::admission::{self, AdmissionReview, Mode};
-use crate::telemetry::Metrics;
+use crate::telemetry::Health;
 
 pub use server::serve;
 
-/// How many controllers are configured, and how each one's load went (its kinds, or why not).
-type ControllerReports = (usize, BTreeMap<String, Result<Vec<String>, String>>);
-
-/// What the handlers share.
+/// What the handlers share: the bindings (owned by admission, swapped whole on reload) and the
+/// reports of every room (owned by telemetry). Each room is handed only the part it writes.
 pub struct AppState {
     /// Swapped whole when bindings are (re)loaded; a request keeps the set it started with.
-    pub bindings: ArcSwap<Option<BindingSet>>,
-    pub metrics: Metrics,
-    /// Controllers configured, and how each one's load went (its kinds, or why it failed).
-    controllers: std::sync::Mutex<ControllerReports>,
-    /// Misconfigurations found while running, by what they concern ("leaderElection",
-    /// "plugins"): a host that may not take part in leader election or read its kinds is not
-    /// ready, and says why, rather than looking healthy.
-    pub(crate) problems: std::sync::Mutex<BTreeMap<String, String>>,
+    pub bindings: Arc<SharedBindings>,
+    pub health: Arc<Health>,
 }
 
 impl AppState {
     /// A state whose bindings are still loading (`None`): not ready yet.
     pub fn loading() -> Arc<Self> {
         Arc::new(Self {
-            bindings: ArcSwap::from_pointee(None),
-            metrics: Metrics::new(),
-            controllers: Default::default(),
-            problems: Default::default(),
+            bindings: Arc::new(ArcSwap::from_pointee(None)),
+            health: Arc::new(Health::new()),
         })
-    }
-
-    /// How many controllers readiness waits for.
-    pub fn expect_controllers(&self, count: usize) {
-        self.controllers.lock().unwrap().0 = count;
-    }
-
-    pub fn report_controller(&self, name: &str, result: Result<Vec<String>, String>) {
-        self.controllers
-            .lock()
-            .unwrap()
-            .1
-            .insert(name.to_owned(), result);
-    }
-
-    /// Sets (`Some`) or clears (`None`) the problem about `what`; readiness fails while any is set.
-    pub fn report_problem(&self, what: &str, problem: Option<String>) {
-        let mut problems = self.problems.lock().unwrap();
-        match problem {
-            Some(problem) => problems.insert(what.to_owned(), problem),
-            None => problems.remove(what),
-        };
     }
 
     pub fn with_bindings(bindings: BindingSet) -> Arc<Self> {
@@ -261,12 +228,13 @@ async fn webhook(
         );
     }
 
-    let _in_flight = state.metrics.start();
+    let _in_flight = state.health.metrics.start();
     let started = Instant::now();
     let response = match entry {
         Entry::Loaded(binding) => {
             let (response, outcome) = admission::admit(binding, &request).await;
             state
+                .health
                 .metrics
                 .record(&name, &outcome, started.elapsed().as_secs_f64());
             response
@@ -282,6 +250,7 @@ async fn webhook(
                 error: Some("not_loaded"),
             };
             state
+                .health
                 .metrics
                 .record(&name, &outcome, started.elapsed().as_secs_f64());
             admission::fail(
@@ -321,13 +290,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             (name.clone(), value)
         })
         .collect();
-    let (expected, controllers) = {
-        let guard = state.controllers.lock().unwrap();
-        (guard.0, guard.1.clone())
-    };
-    let controllers_ready =
-        controllers.len() == expected && controllers.values().all(Result::is_ok);
+    let controllers = state.health.controllers();
+    let controllers_ready = controllers.ready();
     let controllers: serde_json::Map<String, serde_json::Value> = controllers
+        .loaded
         .into_iter()
         .map(|(name, result)| {
             let value = match result {
@@ -337,7 +303,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             (name, value)
         })
         .collect();
-    let problems = state.problems.lock().unwrap().clone();
+    let problems = state.health.problems();
     let ready = bindings.is_ready() && controllers_ready && problems.is_empty();
     let code = if ready {
         StatusCode::OK
@@ -357,7 +323,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.encode(),
+        state.health.metrics.encode(),
     )
         .into_response()
 }

@@ -17,8 +17,7 @@ use serde_json::{Value, json};
 use self::registry::{CRD_GROUP, Kind, Registry};
 use self::selectors::LabelSelector;
 use self::server::ApiError;
-use crate::admission::bindings::Entry;
-use crate::api::AppState;
+use crate::admission::bindings::{Entry, SharedBindings};
 use crate::auth::{
     AuthError, Authenticator, Authorizer, RequestAttributes, UserInfo, forbidden_status,
 };
@@ -63,8 +62,8 @@ pub struct KubeApi {
     pub registry: Registry,
     pub authenticator: Authenticator,
     pub authorizer: Authorizer,
-    /// The webhook server's state, whose loaded bindings inline admission uses.
-    pub webhooks: Arc<AppState>,
+    /// The loaded bindings (the webhook server's too), which inline admission uses.
+    pub bindings: Arc<SharedBindings>,
     pub inline: Vec<InlineBinding>,
     /// Held from listing the CRDs to rebuilding the registry from them: two writes' reloads that
     /// interleave would otherwise let the older list win, and a kind just created would vanish
@@ -78,7 +77,7 @@ impl KubeApi {
         store: Store,
         authenticator: Authenticator,
         authorizer: Authorizer,
-        webhooks: Arc<AppState>,
+        bindings: Arc<SharedBindings>,
         inline: Vec<InlineBinding>,
     ) -> anyhow::Result<Arc<Self>> {
         let crds = store.list(
@@ -99,7 +98,7 @@ impl KubeApi {
             registry,
             authenticator,
             authorizer,
-            webhooks,
+            bindings,
             inline,
             crd_reload: std::sync::Mutex::new(()),
         }))
@@ -254,7 +253,7 @@ impl KubeApi {
                 .unwrap_or(json!({})),
             None => json!({}),
         };
-        let bindings = self.webhooks.bindings.load();
+        let bindings = self.bindings.load();
         let Some(set) = bindings.as_ref() else {
             // While bindings load, only the writes a binding's rules match wait: a CRD or an
             // object no binding looks at goes through, as the API server lets through what no

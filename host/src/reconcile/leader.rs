@@ -8,6 +8,8 @@
 //! (`lease duration - renew period` after its last successful renewal).
 
 use std::time::{Duration, Instant};
+#[cfg(test)]
+use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
@@ -154,7 +156,7 @@ impl Elector {
 pub async fn run<F, Fut>(
     mut elector: Elector,
     config: LeaderElectionConfig,
-    state: &crate::api::AppState,
+    state: &crate::telemetry::Health,
     mut shutdown: watch::Receiver<bool>,
     lead: F,
 ) where
@@ -380,7 +382,7 @@ mod tests {
             renew_period: Duration::from_millis(10),
             ..Default::default()
         };
-        let state = crate::api::AppState::loading();
+        let state = Arc::new(crate::telemetry::Health::new());
         let (stop, shutdown) = watch::channel(false);
         let running = {
             let state = state.clone();
@@ -391,12 +393,7 @@ mod tests {
         answer(&mut api, Method::GET, PATH, 403, status(403, "Forbidden")).await;
         // The next round's request is made after the first round's report.
         let (request, respond) = api.next_request().await.expect("a second round");
-        let problem = state
-            .problems
-            .lock()
-            .unwrap()
-            .get("leaderElection")
-            .cloned();
+        let problem = state.problems().get("leaderElection").cloned();
         let problem = problem.expect("a forbidden Lease is a problem readiness reports");
         assert!(problem.contains("corbel kubernetes rbac"), "{problem}");
         assert_eq!(request.uri().path(), PATH);
@@ -409,7 +406,7 @@ mod tests {
                 .unwrap(),
         );
         let _ = api.next_request().await;
-        assert!(state.problems.lock().unwrap().is_empty());
+        assert!(state.problems().is_empty());
         stop.send(true).unwrap();
         drop(api);
         running.await.unwrap();

@@ -34,7 +34,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::api::AppState;
+use crate::telemetry::Health;
 use crate::capabilities::{CallContext, Grants, KindCache, Owner};
 use crate::config::{BackoffConfig, ControllerConfig};
 use crate::registry::plugins::Loader;
@@ -151,7 +151,7 @@ struct Context {
     finalizer: String,
     /// Failed attempts in a row, by object uid: the backoff's exponent.
     retries: Mutex<HashMap<String, u32>>,
-    state: Arc<AppState>,
+    state: Arc<Health>,
 }
 
 /// Loads every configured controller, reports each in readiness, and runs those that loaded:
@@ -162,7 +162,7 @@ pub async fn serve(
     configs: Vec<ControllerConfig>,
     client: kube::Client,
     leader_election: Option<crate::config::LeaderElectionConfig>,
-    state: Arc<AppState>,
+    state: Arc<Health>,
     shutdown: watch::Receiver<bool>,
     loader: Arc<Loader>,
 ) {
@@ -215,7 +215,7 @@ pub async fn serve(
 pub async fn run_all(
     client: kube::Client,
     controllers: Vec<Arc<LoadedController>>,
-    state: Arc<AppState>,
+    state: Arc<Health>,
     stop: watch::Receiver<bool>,
 ) {
     let kinds = Arc::new(KindCache::default());
@@ -284,7 +284,7 @@ async fn run_kind(
     reconciled: manifest::Reconciled,
     client: kube::Client,
     kinds: Arc<KindCache>,
-    state: Arc<AppState>,
+    state: Arc<Health>,
     mut stop: watch::Receiver<bool>,
 ) {
     let name = controller.name.clone();

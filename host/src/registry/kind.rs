@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::plugins::{Loader, Settings, install};
-use crate::admission::bindings::BindingSet;
-use crate::api::AppState;
+use crate::admission::bindings::{BindingSet, SharedBindings};
+use crate::telemetry::Health;
 use crate::config::BindingConfig;
 use crate::runtime::Runtime;
 
@@ -74,7 +74,7 @@ enum Error {
 
 struct Context {
     client: kube::Client,
-    state: Arc<AppState>,
+    bindings: Arc<SharedBindings>,
     runtime: Arc<Runtime>,
     settings: Settings,
     /// Installs write the shared lock file: one at a time.
@@ -84,14 +84,15 @@ struct Context {
 /// Reconciles `Plugin` objects until `stop` turns true.
 pub async fn run(
     client: kube::Client,
-    state: Arc<AppState>,
+    bindings: Arc<SharedBindings>,
+    health: Arc<Health>,
     runtime: Arc<Runtime>,
     settings: Settings,
     install_crd: bool,
     mut stop: watch::Receiver<bool>,
 ) {
     // Managed bindings join the configured ones: wait until those have loaded.
-    while state.bindings.load().is_none() {
+    while bindings.load().is_none() {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             _ = stop.wait_for(|s| *s) => return,
@@ -107,7 +108,7 @@ pub async fn run(
         let reason = unserved_reason(&e);
         if reason == Unserved::Forbidden {
             // Missing RBAC is a misconfiguration: readiness says so until it is fixed.
-            state.report_problem("plugins", Some(format!("{FORBIDDEN}: {e}")));
+            health.report_problem("plugins", Some(format!("{FORBIDDEN}: {e}")));
         }
         if !warned {
             match reason {
@@ -126,10 +127,10 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => return,
         }
     }
-    state.report_problem("plugins", None);
+    health.report_problem("plugins", None);
     let context = Arc::new(Context {
         client,
-        state,
+        bindings,
         runtime,
         settings,
         installing: tokio::sync::Mutex::new(()),
@@ -159,7 +160,7 @@ async fn reconcile(object: Arc<DynamicObject>, context: Arc<Context>) -> Result<
         match event {
             finalizer::Event::Apply(plugin) => context.apply(&api, &plugin).await,
             finalizer::Event::Cleanup(plugin) => {
-                BindingSet::remove_managed(&context.state.bindings, &plugin.name_any());
+                BindingSet::remove_managed(&context.bindings, &plugin.name_any());
                 tracing::info!(binding = %plugin.name_any(), "Plugin deleted: binding removed");
                 Ok(Action::await_change())
             }
@@ -210,7 +211,7 @@ impl Context {
             let config = binding(&name, spec, &oci)?;
             let loader = Arc::new(Loader::open(&self.settings).map_err(|e| e.to_string())?);
             let loaded =
-                BindingSet::upsert(&self.state.bindings, &self.runtime, &config, loader).await?;
+                BindingSet::upsert(&self.bindings, &self.runtime, &config, loader).await?;
             Ok::<_, String>((
                 installed.entry.manifest_digest,
                 loaded.plugin.name().to_owned(),
@@ -226,7 +227,6 @@ impl Context {
             }),
             Err(e) => {
                 let serving = self
-                    .state
                     .bindings
                     .load()
                     .as_ref()
