@@ -42,6 +42,12 @@ impl Provider {
 
     /// On `port` (to come back where a stopped one was), or a random free one.
     pub fn start_on(port: Option<u16>) -> Provider {
+        Provider::start_with(port, json!([]))
+    }
+
+    /// With these client-credentials `clients` besides the registered ones (`[{"id", "secret",
+    /// "groups"}]`: API users whose tokens carry a `groups` claim).
+    pub fn start_with(port: Option<u16>, clients: Value) -> Provider {
         let dir = crate::root().join("tests/servers/oidc");
         assert!(
             dir.join("node_modules/oidc-provider").is_dir(),
@@ -51,7 +57,7 @@ impl Provider {
         let temp = tempfile::tempdir().unwrap();
         let log = temp.path().join("provider.log");
         let config = json!({"resource": AUDIENCE, "registration": true, "scopes": ["api", "read"],
-                            "port": port});
+                            "port": port, "clients": clients});
         let mut child = Command::new("node")
             .arg(dir.join("provider.mjs"))
             .current_dir(&dir)

@@ -3,6 +3,7 @@
 //! trusts that CA. Build everything first with `cargo xtask test` (which sets `CORBEL_BIN` and
 //! `CORBEL_PLUGINS`), or with `cargo xtask plugins && cargo build --release -p corbel`.
 
+pub mod api;
 pub mod envoy;
 pub mod garage;
 pub mod identity;

@@ -7,7 +7,8 @@
 //                          "signingKey": "-----BEGIN PRIVATE KEY-----\n…"}' node provider.mjs
 //
 // - resource: the one resource indicator (the `aud` of every access token); the default resource.
-// - clients: client-credentials clients (client_secret_basic), with an optional token TTL in seconds.
+// - clients: client-credentials clients (client_secret_basic), with an optional token TTL in seconds
+//   and optional `groups`, a claim of their access tokens (the API users of tests/api.rs).
 // - port: the port to listen on; default a random free one.
 // - registration: enables dynamic client registration (RFC 7591, at /reg) and its management
 //   (RFC 7592), for the identity controller's tests (tests/identity.rs); `true`, or
@@ -30,6 +31,7 @@ const config = JSON.parse(process.env.OIDC_PROVIDER_CONFIG ?? '{}');
 const resource = config.resource ?? 'https://corbel.test';
 const clients = config.clients ?? [];
 const ttls = Object.fromEntries(clients.map((c) => [c.id, c.ttl ?? 600]));
+const groups = Object.fromEntries(clients.filter((c) => c.groups).map((c) => [c.id, c.groups]));
 const scopes = config.scopes ?? ['api'];
 const registration = config.registration
   ? {
@@ -119,6 +121,7 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
   })),
   jwks: { keys: [signingKey] },
+  extraTokenClaims: (_ctx, token) => (groups[token.clientId] ? { groups: groups[token.clientId] } : undefined),
   ...(config.registration ? { scopes: ['openid', ...scopes], adapter: MapAdapter } : {}),
   features: {
     ...registration,
