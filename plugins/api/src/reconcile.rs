@@ -396,3 +396,249 @@ pub fn subscription(
         )
         .requeue_after(resync))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    /// Objects by (namespace, kind, name); what is created in the reconciled object's namespace
+    /// is owned by it, as the host does.
+    struct Fake {
+        namespace: String,
+        owner_uid: String,
+        objects: RefCell<BTreeMap<(String, String, String), Value>>,
+    }
+
+    impl Fake {
+        fn new(namespace: &str, owner_uid: &str) -> Fake {
+            Fake {
+                namespace: namespace.into(),
+                owner_uid: owner_uid.into(),
+                objects: RefCell::default(),
+            }
+        }
+
+        fn put(&self, namespace: &str, object: Value) {
+            let key = (
+                namespace.to_owned(),
+                object["kind"].as_str().unwrap().to_owned(),
+                object["metadata"]["name"].as_str().unwrap().to_owned(),
+            );
+            self.objects.borrow_mut().insert(key, object);
+        }
+
+        fn find(&self, kind: &str, name: &str) -> Option<Value> {
+            self.get("", kind, None, name).unwrap()
+        }
+    }
+
+    impl Cluster for Fake {
+        fn get(
+            &self,
+            _api_version: &str,
+            kind: &str,
+            namespace: Option<&str>,
+            name: &str,
+        ) -> Result<Option<Value>, CapabilityError> {
+            let namespace = namespace.unwrap_or(&self.namespace).to_owned();
+            Ok(self
+                .objects
+                .borrow()
+                .get(&(namespace, kind.to_owned(), name.to_owned()))
+                .cloned())
+        }
+        fn list(&self, _api_version: &str, kind: &str) -> Result<Vec<Value>, CapabilityError> {
+            Ok(self
+                .objects
+                .borrow()
+                .iter()
+                .filter(|((ns, k, _), _)| *ns == self.namespace && k == kind)
+                .map(|(_, v)| v.clone())
+                .collect())
+        }
+        fn create(&self, object: &Value) -> Result<Value, CapabilityError> {
+            let mut object = object.clone();
+            object["metadata"]["ownerReferences"] = json!([{"uid": self.owner_uid}]);
+            self.put(&self.namespace.clone(), object.clone());
+            Ok(object)
+        }
+        fn update(&self, object: &Value) -> Result<Value, CapabilityError> {
+            self.put(&self.namespace.clone(), object.clone());
+            Ok(object.clone())
+        }
+        fn delete(
+            &self,
+            _api_version: &str,
+            kind: &str,
+            name: &str,
+        ) -> Result<bool, CapabilityError> {
+            Ok(self
+                .objects
+                .borrow_mut()
+                .remove(&(self.namespace.clone(), kind.to_owned(), name.to_owned()))
+                .is_some())
+        }
+    }
+
+    fn subscription_object() -> Object {
+        Object(
+            json!({"apiVersion": api::API_VERSION, "kind": "ApiSubscription",
+            "metadata": {"name": "checkout-orders", "namespace": "orders", "uid": "sub-1"},
+            "spec": {"basePath": "/orders", "requester": "erin",
+                     "applicationRef": {"namespace": "shop", "name": "checkout"}}}),
+        )
+    }
+
+    fn world(strategy: &str) -> Fake {
+        let fake = Fake::new("orders", "sub-1");
+        fake.put("orders", json!({"apiVersion": api::API_VERSION, "kind": "ApiExposure",
+            "metadata": {"name": "orders-api"},
+            "spec": {"basePath": "/orders", "gatewayRef": {"name": "public"},
+                     "upstreams": [{"url": "http://orders:8080"}], "approval": {"strategy": strategy}}}));
+        fake.put(
+            "shop",
+            json!({"apiVersion": api::API_VERSION, "kind": "Application",
+            "metadata": {"name": "checkout"}, "status": {"clientId": "c-123"}}),
+        );
+        fake
+    }
+
+    fn reason(outcome: &Outcome) -> (String, String) {
+        let ready = outcome.conditions.iter().find(|c| c.type_ == "Ready");
+        ready
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or(("Reconciled".into(), String::new()))
+    }
+
+    #[test]
+    fn a_pending_subscription_has_an_approval_and_a_consumer_but_no_grant() {
+        let fake = world("Simple");
+        let outcome = subscription(&subscription_object(), &fake, &Settings::default()).unwrap();
+        assert_eq!(
+            reason(&outcome),
+            (
+                "Pending".into(),
+                "waiting for approval by team orders".into()
+            )
+        );
+        let approval = fake.find("Approval", "checkout-orders").unwrap();
+        assert_eq!(approval["spec"]["decidingTeam"], "orders");
+        assert_eq!(approval["spec"]["requester"], "erin");
+        assert_eq!(approval["spec"]["decisions"], json!([]));
+        let consumer = fake.find("Consumer", "checkout-orders").unwrap();
+        assert_eq!(consumer["spec"]["clientId"], "c-123");
+        assert!(fake.find("ConsumeRoute", "checkout-orders").is_none());
+    }
+
+    #[test]
+    fn a_grant_makes_the_consume_route_and_a_suspension_takes_it_away() {
+        let fake = world("Simple");
+        let object = subscription_object();
+        subscription(&object, &fake, &Settings::default()).unwrap();
+        let mut approval = fake.find("Approval", "checkout-orders").unwrap();
+        approval["spec"]["decisions"] = json!([{"decision": "Grant", "by": "alice"}]);
+        fake.put("orders", approval.clone());
+        let outcome = subscription(&object, &fake, &Settings::default()).unwrap();
+        assert_eq!(outcome.status.as_ref().unwrap()["state"], "Granted");
+        let grant = fake.find("ConsumeRoute", "checkout-orders").unwrap();
+        assert_eq!(grant["spec"]["routeRef"]["name"], "orders-api");
+        assert_eq!(grant["spec"]["consumerRef"]["name"], "checkout-orders");
+
+        approval["spec"]["decisions"] = json!([{"decision": "Grant", "by": "alice"}, {"decision": "Suspend", "by": "bob", "reason": "audit"}]);
+        fake.put("orders", approval);
+        let outcome = subscription(&object, &fake, &Settings::default()).unwrap();
+        assert_eq!(
+            reason(&outcome),
+            ("Suspended".into(), "suspended by bob: audit".into())
+        );
+        assert!(fake.find("ConsumeRoute", "checkout-orders").is_none());
+    }
+
+    #[test]
+    fn auto_grants_at_once_and_a_missing_application_revokes() {
+        let fake = world("Auto");
+        let object = subscription_object();
+        subscription(&object, &fake, &Settings::default()).unwrap();
+        assert!(fake.find("ConsumeRoute", "checkout-orders").is_some());
+        fake.objects
+            .borrow_mut()
+            .remove(&("shop".into(), "Application".into(), "checkout".into()));
+        let outcome = subscription(&object, &fake, &Settings::default()).unwrap();
+        assert_eq!(
+            reason(&outcome),
+            (
+                "ApplicationNotReady".into(),
+                "waiting for Application shop/checkout to exist".into()
+            )
+        );
+        assert!(fake.find("ConsumeRoute", "checkout-orders").is_none());
+        assert!(fake.find("Consumer", "checkout-orders").is_none());
+    }
+
+    #[test]
+    fn a_subscription_to_an_unknown_base_path_says_so() {
+        let fake = world("Auto");
+        let mut object = subscription_object();
+        object.0["spec"]["basePath"] = json!("/payments");
+        let outcome = subscription(&object, &fake, &Settings::default()).unwrap();
+        assert_eq!(
+            reason(&outcome),
+            (
+                "ExposureNotFound".into(),
+                "no ApiExposure in namespace orders serves base path /payments".into()
+            )
+        );
+    }
+
+    #[test]
+    fn an_exposure_becomes_a_route_and_reports_what_the_route_waits_for() {
+        let fake = Fake::new("orders", "exp-1");
+        let object = Object(
+            json!({"apiVersion": api::API_VERSION, "kind": "ApiExposure",
+            "metadata": {"name": "orders-api", "namespace": "orders", "uid": "exp-1"},
+            "spec": {"basePath": "/orders", "gatewayRef": {"name": "public"},
+                     "upstreams": [{"url": "http://orders:8080"}], "security": {"issuer": "oidc"}}}),
+        );
+        let outcome = exposure(&object, &fake).unwrap();
+        assert_eq!(reason(&outcome).0, "RouteNotReady");
+        let mut route = fake.find("Route", "orders-api").unwrap();
+        assert_eq!(route["spec"]["paths"], json!(["/orders"]));
+        assert_eq!(route["spec"]["security"]["issuer"], "oidc");
+        route["status"] = json!({"conditions": [{"type": "Ready", "status": "False",
+            "message": "Gateway \"public\" does not exist in namespace \"orders\""}]});
+        fake.put("orders", route);
+        let outcome = exposure(&object, &fake).unwrap();
+        assert_eq!(
+            reason(&outcome).1,
+            "Route orders-api not Ready: Gateway \"public\" does not exist in namespace \"orders\""
+        );
+    }
+
+    #[test]
+    fn an_application_gets_a_client_and_reports_its_credentials() {
+        let fake = Fake::new("shop", "app-1");
+        let object = Object(
+            json!({"apiVersion": api::API_VERSION, "kind": "Application",
+            "metadata": {"name": "checkout", "namespace": "shop", "uid": "app-1"},
+            "spec": {"scopes": ["api"]}}),
+        );
+        let outcome = application(&object, &fake, &Settings::default()).unwrap();
+        assert_eq!(reason(&outcome).0, "ClientNotReady");
+        let mut client = fake.find("Client", "checkout").unwrap();
+        assert_eq!(
+            client["spec"],
+            json!({"realmRef": {"name": "default"}, "scopes": ["api"]})
+        );
+        client["status"] = json!({"clientId": "c-123", "secretName": "checkout-credentials",
+            "conditions": [{"type": "Ready", "status": "True"}]});
+        fake.put("shop", client);
+        let outcome = application(&object, &fake, &Settings::default()).unwrap();
+        assert_eq!(
+            outcome.status.unwrap(),
+            json!({"clientId": "c-123", "secretName": "checkout-credentials"})
+        );
+    }
+}
