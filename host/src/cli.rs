@@ -325,7 +325,7 @@ async fn serve(
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let plugin_kind = controller_client.clone().map(|client| {
-        tokio::spawn(crate::registry::kind::run(
+        tokio::spawn(crate::reconcile::plugin_kind::run(
             client,
             state.bindings.clone(),
             state.health.clone(),

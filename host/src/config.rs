@@ -20,9 +20,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
-use crate::admission::{FailurePolicy, Mode};
+pub use crate::admission::config::{BindingConfig, WebhookRule};
+pub use crate::reconcile::config::{BackoffConfig, ControllerConfig, LeaderElectionConfig};
+pub use crate::runtime::quantity::parse_quantity;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -32,7 +34,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub tls: TlsConfig,
     /// Largest request body accepted; larger ones get 413. Kubernetes' own limit is 3 MiB.
-    #[serde(default = "default_max_body", deserialize_with = "quantity")]
+    #[serde(
+        default = "default_max_body",
+        deserialize_with = "crate::runtime::quantity::deserialize"
+    )]
     pub max_body_size: usize,
     /// Sandboxes that may run at once, across all bindings.
     #[serde(default = "default_max_instances")]
@@ -134,113 +139,6 @@ pub struct KubernetesConfig {
     pub context: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LeaderElectionConfig {
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    /// Where the Lease lives.
-    #[serde(default = "default_lease_namespace")]
-    pub namespace: String,
-    #[serde(default = "default_lease_name")]
-    pub lease_name: String,
-    /// How long a leader that stopped renewing keeps the Lease: the longest a failover takes.
-    #[serde(default = "default_lease_duration", with = "humantime_serde")]
-    pub lease_duration: Duration,
-    /// How often the leader renews (and a candidate retries).
-    #[serde(default = "default_renew_period", with = "humantime_serde")]
-    pub renew_period: Duration,
-    /// This replica's name in the Lease; default: `$POD_NAME`, else the host name and process id.
-    pub identity: Option<String>,
-}
-
-impl Default for LeaderElectionConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            namespace: default_lease_namespace(),
-            lease_name: default_lease_name(),
-            lease_duration: default_lease_duration(),
-            renew_period: default_renew_period(),
-            identity: None,
-        }
-    }
-}
-
-fn default_true() -> bool {
-    true
-}
-fn default_lease_namespace() -> String {
-    std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into())
-}
-fn default_lease_name() -> String {
-    "corbel-controllers".into()
-}
-fn default_lease_duration() -> Duration {
-    Duration::from_secs(15)
-}
-fn default_renew_period() -> Duration {
-    Duration::from_secs(5)
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ControllerConfig {
-    /// Names the controller in logs, metrics, events and its finalizer.
-    pub name: String,
-    /// The plugin's component file, relative to the configuration file, or an installed
-    /// `oci://` reference (read from the lock file and cache, like a binding's).
-    pub plugin: PathBuf,
-    /// Settings passed to every call, inline.
-    #[serde(default)]
-    pub settings: Option<serde_json::Value>,
-    /// Reconciles that may run at once.
-    #[serde(default = "default_concurrency")]
-    pub concurrency: u16,
-    /// Longest one reconcile may take, capability calls and outbound HTTP included.
-    #[serde(default = "default_reconcile_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    #[serde(default = "default_memory", deserialize_with = "quantity")]
-    pub memory_limit: usize,
-    /// What the plugin may do, checked against what its manifest requests.
-    #[serde(default)]
-    pub grants: crate::capabilities::GrantsConfig,
-    /// Retry delays after a transient error: doubling from `initial` up to `max`.
-    #[serde(default)]
-    pub backoff: BackoffConfig,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BackoffConfig {
-    #[serde(default = "default_backoff_initial", with = "humantime_serde")]
-    pub initial: Duration,
-    #[serde(default = "default_backoff_max", with = "humantime_serde")]
-    pub max: Duration,
-}
-
-impl Default for BackoffConfig {
-    fn default() -> Self {
-        Self {
-            initial: default_backoff_initial(),
-            max: default_backoff_max(),
-        }
-    }
-}
-
-fn default_concurrency() -> u16 {
-    4
-}
-fn default_reconcile_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_backoff_initial() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_backoff_max() -> Duration {
-    Duration::from_secs(300)
-}
-
 /// Where installed plugins live and whom to trust for them.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -326,61 +224,6 @@ impl EmbeddedConfig {
     }
 }
 
-/// Which writes of the embedded API a binding admits, as in a webhook configuration's `rules`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WebhookRule {
-    /// CREATE, UPDATE, DELETE, CONNECT or *.
-    pub operations: Vec<String>,
-    pub api_groups: Vec<String>,
-    pub api_versions: Vec<String>,
-    /// Plural names, `*`, `plural/status`, `*/status` or `*/*`.
-    pub resources: Vec<String>,
-    /// `*` (default), `Cluster` or `Namespaced`.
-    #[serde(default = "star")]
-    pub scope: String,
-}
-
-fn star() -> String {
-    "*".into()
-}
-
-impl WebhookRule {
-    pub fn matches(
-        &self,
-        operation: &str,
-        group: &str,
-        version: &str,
-        plural: &str,
-        status: bool,
-        namespaced: bool,
-    ) -> bool {
-        let any = |list: &[String], value: &str| list.iter().any(|v| v == "*" || v == value);
-        let resource_ok = self.resources.iter().any(|r| {
-            let (res, sub) = r
-                .split_once('/')
-                .map_or((r.as_str(), None), |(a, b)| (a, Some(b)));
-            let res_ok = res == "*" || res == plural;
-            match (sub, status) {
-                (None, false) => res_ok,
-                (Some(s), true) => res_ok && (s == "*" || s == "status"),
-                (Some("*"), false) => res_ok,
-                _ => false,
-            }
-        });
-        let scope_ok = match self.scope.as_str() {
-            "Cluster" => !namespaced,
-            "Namespaced" => namespaced,
-            _ => true,
-        };
-        any(&self.operations, operation)
-            && any(&self.api_groups, group)
-            && any(&self.api_versions, version)
-            && resource_ok
-            && scope_ok
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TlsConfig {
@@ -405,38 +248,6 @@ pub struct DevTlsConfig {
     pub hosts: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BindingConfig {
-    /// Also the endpoint: `POST /validate/{name}` or `POST /mutate/{name}`.
-    pub name: String,
-    /// The plugin's component file, relative to the configuration file, or an installed OCI
-    /// reference `oci://host/repo:tag` (or `@sha256:…`), read from the lock file and cache.
-    pub plugin: PathBuf,
-    pub mode: Mode,
-    /// Settings passed to the plugin, inline.
-    #[serde(default)]
-    pub settings: Option<serde_json::Value>,
-    /// Settings from a YAML or JSON file, relative to the configuration file.
-    #[serde(default)]
-    pub settings_file: Option<PathBuf>,
-    #[serde(default = "default_timeout", with = "humantime_serde")]
-    pub timeout: Duration,
-    #[serde(default = "default_memory", deserialize_with = "quantity")]
-    pub memory_limit: usize,
-    #[serde(default)]
-    pub failure_policy: FailurePolicy,
-    /// Embedded mode: which writes of the embedded API this binding admits inline.
-    #[serde(default)]
-    pub rules: Vec<WebhookRule>,
-    /// Embedded mode: only objects in namespaces with these labels (a metav1.LabelSelector).
-    #[serde(default)]
-    pub namespace_selector: Option<serde_json::Value>,
-    /// Embedded mode: only objects with these labels (a metav1.LabelSelector).
-    #[serde(default)]
-    pub object_selector: Option<serde_json::Value>,
-}
-
 fn default_listen() -> SocketAddr {
     ([127, 0, 0, 1], 8443).into()
 }
@@ -444,7 +255,7 @@ fn default_max_body() -> usize {
     3 << 20
 }
 fn default_max_instances() -> u32 {
-    256
+    crate::runtime::RuntimeConfig::default().max_instances
 }
 fn default_grace() -> Duration {
     Duration::from_secs(10)
@@ -455,13 +266,6 @@ fn default_reload() -> Duration {
 fn default_hosts() -> Vec<String> {
     vec!["127.0.0.1".into(), "localhost".into()]
 }
-fn default_timeout() -> Duration {
-    Duration::from_secs(2)
-}
-fn default_memory() -> usize {
-    64 << 20
-}
-
 impl Config {
     /// Reads and checks a configuration file; relative paths in it are made relative to its folder.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -645,80 +449,10 @@ impl Config {
     }
 }
 
-impl ControllerConfig {
-    pub fn settings(&self) -> serde_json::Value {
-        self.settings
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({}))
-    }
-}
-
-impl BindingConfig {
-    /// The OCI reference when `plugin` is `oci://…` (resolved through the lock file and cache).
-    pub fn oci_reference(&self) -> Option<&str> {
-        self.plugin.to_str().filter(|p| p.starts_with("oci://"))
-    }
-
-    /// The binding's settings: inline, from its file, or `{}`.
-    pub fn settings(&self) -> anyhow::Result<serde_json::Value> {
-        if let Some(file) = &self.settings_file {
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("failed to read settings file {}", file.display()))?;
-            return serde_yaml_ng::from_str(&text)
-                .with_context(|| format!("settings file {} is not YAML or JSON", file.display()));
-        }
-        Ok(self
-            .settings
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({})))
-    }
-}
-
-/// A size as Kubernetes writes quantities (`64Mi`, `1Gi`, `500k`, `3145728`), or a plain number of bytes.
-pub fn parse_quantity(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let number: usize = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size: write e.g. 64Mi, 1Gi or 1048576"))?;
-    let unit: usize = match suffix {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use Ki, Mi, Gi, k, M or G"
-            ));
-        }
-    };
-    number
-        .checked_mul(unit)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Q {
-        Number(usize),
-        Text(String),
-    }
-    match Q::deserialize(d)? {
-        Q::Number(n) => Ok(n),
-        Q::Text(t) => parse_quantity(&t).map_err(serde::de::Error::custom),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::FailurePolicy;
 
     fn parse(yaml: &str) -> anyhow::Result<Config> {
         let mut config: Config = serde_yaml_ng::from_str(yaml)?;
@@ -815,18 +549,5 @@ mod tests {
             config.registry.trusted_keys,
             [Path::new("/etc/corbel/k.pub")]
         );
-    }
-
-    #[test]
-    fn parses_kubernetes_quantities() {
-        assert_eq!(parse_quantity("64Mi"), Ok(64 << 20));
-        assert_eq!(parse_quantity("3145728"), Ok(3 << 20));
-        assert_eq!(parse_quantity("1G"), Ok(1_000_000_000));
-        assert!(
-            parse_quantity("12 parsecs")
-                .unwrap_err()
-                .contains("unknown unit")
-        );
-        assert!(parse_quantity("Mi").unwrap_err().contains("not a size"));
     }
 }

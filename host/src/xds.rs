@@ -119,7 +119,8 @@ impl Room {
         loop {
             // Tried again each round: the API may refuse it for a while (bindings loading: 503).
             if install_crd
-                && let Err(e) = crate::registry::kind::create_crd_if_missing(&client, CRD).await
+                && let Err(e) =
+                    crate::reconcile::plugin_kind::create_crd_if_missing(&client, CRD).await
             {
                 tracing::debug!(error = %e, "failed to create the XdsSnapshot CRD; retrying");
             }

@@ -1,0 +1,487 @@
+//! Admission: one AdmissionRequest through one binding. This module knows nothing of HTTP; the
+//! webhook server, `corbel eval` (and the embedded API's inline admission) all call [`admit`].
+//!
+//! [`evaluate`] runs the plugin and checks what it returned; [`admit`] applies the binding's
+//! failure policy to evaluation errors and builds the AdmissionResponse.
+
+pub mod bindings;
+pub mod config;
+mod patch;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube_core::DynamicObject;
+use kube_core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use corbel_runtime::bindings::latest as wit;
+use corbel_runtime::{Call, Limits, LogContext, Plugin, SandboxError};
+
+pub use kube_core::admission::AdmissionReview;
+
+/// An admission request as the API server sends it.
+pub type Request = AdmissionRequest<DynamicObject>;
+
+/// The longest denial message a plugin may return.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 10;
+/// The most warnings a plugin may return, and the longest each may be.
+pub const MAX_WARNINGS: usize = 64;
+pub const MAX_WARNING_BYTES: usize = 4 << 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Decide allowed or denied; never change the object.
+    Validate,
+    /// Decide, and may change the object (answered with a JSON Patch).
+    Mutate,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Validate => "validate",
+            Mode::Mutate => "mutate",
+        }
+    }
+}
+
+/// What to answer when a plugin cannot be evaluated: Kubernetes' own `failurePolicy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum FailurePolicy {
+    /// Deny with code 500 and a message naming binding, plugin and cause.
+    #[default]
+    Fail,
+    /// Admit with a warning naming binding, plugin and cause.
+    Ignore,
+}
+
+/// A policy implemented in Rust inside the host, answering through exactly the same evaluation
+/// path as a plugin (same request conversion, same output checks). It exists so that benchmarks can
+/// measure a native baseline behind the same server; it is not a way to ship policies.
+#[doc(hidden)]
+pub trait NativePolicy: Send + Sync + std::fmt::Debug {
+    fn name(&self) -> &str;
+    fn admit(
+        &self,
+        call: Call,
+        request: &wit::AdmissionRequest,
+        settings: &str,
+    ) -> Result<wit::AdmissionResponse, String>;
+}
+
+/// What answers a binding's requests.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Wasm(Arc<Plugin>),
+    #[doc(hidden)]
+    Native(Arc<dyn NativePolicy>),
+}
+
+impl Source {
+    pub fn name(&self) -> &str {
+        match self {
+            Source::Wasm(plugin) => plugin.name(),
+            Source::Native(native) => native.name(),
+        }
+    }
+
+    /// The `corbel:plugin` version the plugin was built against (`native` for a native policy).
+    pub fn wit_version(&self) -> &str {
+        match self {
+            Source::Wasm(plugin) => plugin.wit_version(),
+            Source::Native(_) => "native",
+        }
+    }
+}
+
+/// A loaded binding: a plugin with its settings, mode, limits and failure policy.
+#[derive(Debug)]
+pub struct Binding {
+    pub name: String,
+    pub plugin: Source,
+    /// The settings as JSON text, passed to every call.
+    pub settings: String,
+    pub mode: Mode,
+    pub limits: Limits,
+    pub failure_policy: FailurePolicy,
+    log: Arc<LogContext>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindingError {
+    #[error("plugin {plugin} refused the settings: {message}")]
+    Settings { plugin: String, message: String },
+    #[error("plugin {plugin} {source} while validating its settings")]
+    Sandbox {
+        plugin: String,
+        source: SandboxError,
+    },
+}
+
+impl Binding {
+    /// Makes a binding from a loaded plugin, calling `validate-settings` first.
+    pub async fn new(
+        name: &str,
+        plugin: Arc<Plugin>,
+        settings: &serde_json::Value,
+        mode: Mode,
+        limits: Limits,
+        failure_policy: FailurePolicy,
+    ) -> Result<Self, BindingError> {
+        let log = Arc::new(LogContext {
+            binding: name.to_owned(),
+            plugin: plugin.name().to_owned(),
+        });
+        let settings = settings.to_string();
+        match plugin.validate_settings(&settings, limits, &log).await {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => {
+                return Err(BindingError::Settings {
+                    plugin: plugin.name().to_owned(),
+                    message,
+                });
+            }
+            Err(source) => {
+                return Err(BindingError::Sandbox {
+                    plugin: plugin.name().to_owned(),
+                    source,
+                });
+            }
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            plugin: Source::Wasm(plugin),
+            settings,
+            mode,
+            limits,
+            failure_policy,
+            log,
+        })
+    }
+
+    #[doc(hidden)]
+    pub fn native(
+        name: &str,
+        policy: Arc<dyn NativePolicy>,
+        settings: &serde_json::Value,
+        mode: Mode,
+    ) -> Self {
+        let log = Arc::new(LogContext {
+            binding: name.to_owned(),
+            plugin: policy.name().to_owned(),
+        });
+        Self {
+            name: name.to_owned(),
+            plugin: Source::Native(policy),
+            settings: settings.to_string(),
+            mode,
+            limits: Limits::default(),
+            failure_policy: FailurePolicy::Fail,
+            log,
+        }
+    }
+}
+
+/// A plugin's decision, checked and ready to answer with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub allowed: bool,
+    pub message: Option<String>,
+    pub code: Option<u16>,
+    pub warnings: Vec<String>,
+    /// RFC 6902 operations turning the submitted object into the plugin's; only for mutate bindings.
+    pub patch: Option<json_patch::Patch>,
+}
+
+/// Why a request could not be evaluated. The binding's failure policy decides the answer.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum EvaluationError {
+    #[error("{0}")]
+    Sandbox(#[from] SandboxError),
+    #[error("returned an error: {0}")]
+    Plugin(String),
+    #[error("returned malformed output: {0}")]
+    Malformed(String),
+    #[error("cannot evaluate the request: {0}")]
+    Request(String),
+}
+
+impl EvaluationError {
+    /// A short, stable name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EvaluationError::Sandbox(SandboxError::Timeout(_)) => "timeout",
+            EvaluationError::Sandbox(SandboxError::MemoryLimit(_)) => "memory_limit",
+            EvaluationError::Sandbox(SandboxError::Trap(_)) => "trap",
+            EvaluationError::Sandbox(SandboxError::Busy(..)) => "busy",
+            EvaluationError::Plugin(_) => "plugin_error",
+            EvaluationError::Malformed(_) => "malformed_output",
+            EvaluationError::Request(_) => "bad_request",
+        }
+    }
+}
+
+/// Runs the binding's plugin on one request and checks its answer.
+pub async fn evaluate(binding: &Binding, request: &Request) -> Result<Verdict, EvaluationError> {
+    let call = match binding.mode {
+        Mode::Validate => Call::Validate,
+        Mode::Mutate => Call::Mutate,
+    };
+    let input = to_wit(request)?;
+    let output = match &binding.plugin {
+        Source::Wasm(plugin) => {
+            plugin
+                .admit(
+                    call,
+                    &input,
+                    &binding.settings,
+                    binding.limits,
+                    &binding.log,
+                )
+                .await?
+        }
+        Source::Native(native) => native.admit(call, &input, &binding.settings),
+    }
+    .map_err(EvaluationError::Plugin)?;
+    check(binding.mode, request, output)
+}
+
+/// What [`admit`] did, for metrics and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub allowed: bool,
+    pub mutated: bool,
+    /// The evaluation error's kind, when the failure policy answered.
+    pub error: Option<&'static str>,
+}
+
+/// Evaluates and answers: the verdict, or the failure policy's answer to an evaluation error.
+pub async fn admit(binding: &Binding, request: &Request) -> (AdmissionResponse, Outcome) {
+    let span = tracing::info_span!("admit", binding = %binding.name, plugin = %binding.plugin.name(), uid = %request.uid);
+    let started = Instant::now();
+    let result = evaluate(binding, request).instrument(span.clone()).await;
+    let _enter = span.enter();
+    match result {
+        Ok(verdict) => {
+            tracing::debug!(
+                allowed = verdict.allowed,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "evaluated"
+            );
+            let outcome = Outcome {
+                allowed: verdict.allowed,
+                mutated: verdict.patch.is_some(),
+                error: None,
+            };
+            (respond(request, verdict), outcome)
+        }
+        Err(error) => {
+            let cause = format!(
+                "binding {:?} (plugin {:?}, corbel:plugin@{}) {error}",
+                binding.name,
+                binding.plugin.name(),
+                binding.plugin.wit_version()
+            );
+            tracing::warn!(error = %cause, failure_policy = ?binding.failure_policy, "evaluation failed");
+            let outcome = Outcome {
+                allowed: binding.failure_policy == FailurePolicy::Ignore,
+                mutated: false,
+                error: Some(error.kind()),
+            };
+            (fail(request, binding.failure_policy, &cause), outcome)
+        }
+    }
+}
+
+/// The answer to a request whose binding could not be evaluated (or is not loaded).
+pub fn fail(request: &Request, policy: FailurePolicy, cause: &str) -> AdmissionResponse {
+    match policy {
+        FailurePolicy::Fail => {
+            let mut response = AdmissionResponse::from(request).deny(cause);
+            response.result.code = 500;
+            response.result.reason = "InternalError".into();
+            response
+        }
+        FailurePolicy::Ignore => {
+            let mut response = AdmissionResponse::from(request);
+            response.warnings = Some(vec![format!(
+                "{cause}; admitted because its failure policy is Ignore"
+            )]);
+            response
+        }
+    }
+}
+
+pub fn respond(request: &Request, verdict: Verdict) -> AdmissionResponse {
+    let mut response = AdmissionResponse::from(request);
+    if !verdict.warnings.is_empty() {
+        response.warnings = Some(verdict.warnings);
+    }
+    if !verdict.allowed {
+        response = response.deny(verdict.message.unwrap_or_else(|| "denied by policy".into()));
+        response.result.code = verdict.code.unwrap_or(403);
+        response.result.reason = "Forbidden".into();
+        return response;
+    }
+    if let Some(patch) = verdict.patch {
+        response = response
+            .with_patch(patch)
+            .expect("a JSON Patch always serializes");
+    }
+    response
+}
+
+/// The AdmissionReview answer as JSON, with `patch` base64-encoded as Kubernetes documents it
+/// (kube-core would write the bytes as an array of numbers).
+pub fn review_json(response: AdmissionResponse) -> Vec<u8> {
+    use base64::Engine as _;
+    if response.patch.is_none() {
+        // Most answers carry no patch: serialize once, straight to bytes.
+        return serde_json::to_vec(&response.into_review())
+            .expect("an AdmissionReview always serializes");
+    }
+    let mut review =
+        serde_json::to_value(response.into_review()).expect("an AdmissionReview always serializes");
+    if let Some(patch) = review.pointer_mut("/response/patch")
+        && let serde_json::Value::Array(bytes) = patch
+    {
+        let bytes: Vec<u8> = bytes
+            .iter()
+            .filter_map(|b| b.as_u64())
+            .map(|b| b as u8)
+            .collect();
+        *patch = serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    serde_json::to_vec(&review).expect("a JSON value always serializes")
+}
+
+fn to_wit(request: &Request) -> Result<wit::AdmissionRequest, EvaluationError> {
+    let json = |what: &str, value: Option<&DynamicObject>| {
+        value
+            .map(|v| {
+                serde_json::to_string(v).map_err(|e| {
+                    EvaluationError::Request(format!("the {what} does not serialize: {e}"))
+                })
+            })
+            .transpose()
+    };
+    let gvk = |g: &kube_core::GroupVersionKind| wit::GroupVersionKind {
+        group: g.group.clone(),
+        version: g.version.clone(),
+        kind: g.kind.clone(),
+    };
+    let gvr = |g: &kube_core::GroupVersionResource| wit::GroupVersionResource {
+        group: g.group.clone(),
+        version: g.version.clone(),
+        resource: g.resource.clone(),
+    };
+    let user = &request.user_info;
+    Ok(wit::AdmissionRequest {
+        uid: request.uid.clone(),
+        kind: gvk(&request.kind),
+        resource: gvr(&request.resource),
+        sub_resource: request.sub_resource.clone(),
+        request_kind: request.request_kind.as_ref().map(gvk),
+        request_resource: request.request_resource.as_ref().map(gvr),
+        request_sub_resource: request.request_sub_resource.clone(),
+        operation: match request.operation {
+            Operation::Create => wit::Operation::Create,
+            Operation::Update => wit::Operation::Update,
+            Operation::Delete => wit::Operation::Delete,
+            Operation::Connect => wit::Operation::Connect,
+        },
+        namespace: request.namespace.clone().filter(|n| !n.is_empty()),
+        name: Some(request.name.clone()).filter(|n| !n.is_empty()),
+        object: json("object", request.object.as_ref())?,
+        old_object: json("oldObject", request.old_object.as_ref())?,
+        user_info: wit::UserInfo {
+            username: user.username.clone().unwrap_or_default(),
+            uid: user.uid.clone().unwrap_or_default(),
+            groups: user.groups.clone().unwrap_or_default(),
+            extra: user
+                .extra
+                .iter()
+                .flatten()
+                .map(|(k, v)| wit::UserExtra {
+                    key: k.clone(),
+                    values: v.clone(),
+                })
+                .collect(),
+        },
+        dry_run: request.dry_run,
+        options: request.options.as_ref().map(|o| o.0.to_string()),
+    })
+}
+
+/// Checks a plugin's answer, and for mutate bindings turns the changed object into a patch.
+fn check(
+    mode: Mode,
+    request: &Request,
+    output: wit::AdmissionResponse,
+) -> Result<Verdict, EvaluationError> {
+    let malformed = |why: String| Err(EvaluationError::Malformed(why));
+    if let Some(message) = &output.message
+        && message.len() > MAX_MESSAGE_BYTES
+    {
+        return malformed(format!(
+            "the message is {} bytes, over the limit of {MAX_MESSAGE_BYTES}",
+            message.len()
+        ));
+    }
+    if let Some(code) = output.code
+        && !(400..=599).contains(&code)
+    {
+        return malformed(format!(
+            "status code {code} is not an HTTP error code (400-599)"
+        ));
+    }
+    if output.warnings.len() > MAX_WARNINGS {
+        return malformed(format!(
+            "{} warnings, over the limit of {MAX_WARNINGS}",
+            output.warnings.len()
+        ));
+    }
+    if let Some(w) = output.warnings.iter().find(|w| w.len() > MAX_WARNING_BYTES) {
+        return malformed(format!(
+            "a warning is {} bytes, over the limit of {MAX_WARNING_BYTES}",
+            w.len()
+        ));
+    }
+    let patch = match (mode, output.mutated_object) {
+        (Mode::Mutate, Some(mutated)) if output.allowed => {
+            let Some(original) = &request.object else {
+                return malformed(format!(
+                    "it returned a changed object, but a {:?} request has no object to change",
+                    request.operation
+                ));
+            };
+            let mutated: serde_json::Value = match serde_json::from_str(&mutated) {
+                Ok(v @ serde_json::Value::Object(_)) => v,
+                Ok(other) => {
+                    return malformed(format!(
+                        "the changed object is a JSON {}, not an object",
+                        patch::json_type(&other)
+                    ));
+                }
+                Err(e) => return malformed(format!("the changed object is not JSON: {e}")),
+            };
+            let original = serde_json::to_value(original)
+                .map_err(|e| EvaluationError::Request(e.to_string()))?;
+            patch::diff(&original, &mutated)?
+        }
+        _ => None,
+    };
+    Ok(Verdict {
+        allowed: output.allowed,
+        message: output.message,
+        code: output.code,
+        warnings: output.warnings,
+        patch,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,441 @@
+//! The embedded mode's Kubernetes-shaped API: the paths, verbs, discovery and errors of the
+//! Kubernetes API server over the embedded [`corbel_store`], so that kubectl and kube-rs (clients
+//! and watchers) work against it unchanged. Kinds come from built-ins and CustomResourceDefinitions;
+//! writes pass through inline admission with the same `admission::admit` as the webhooks.
+
+pub mod registry;
+pub mod schema;
+pub mod selectors;
+pub mod server;
+mod table;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Value, json};
+
+use self::registry::{CRD_GROUP, Kind, Registry};
+use self::selectors::LabelSelector;
+use self::server::ApiError;
+use corbel_admission::bindings::{Entry, SharedBindings};
+use corbel_admission::config::{BindingConfig, WebhookRule};
+use corbel_auth::{
+    AuthError, Authenticator, Authorizer, RequestAttributes, UserInfo, forbidden_status,
+};
+use corbel_store::{ObjectKey, Store, UpdateMode};
+
+pub use server::router;
+
+/// A binding that also admits the embedded API's own writes, with its webhook-style rules.
+pub struct InlineBinding {
+    pub name: String,
+    pub rules: Vec<WebhookRule>,
+    pub namespace_selector: Option<LabelSelector>,
+    pub object_selector: Option<LabelSelector>,
+}
+
+impl InlineBinding {
+    pub fn from_config(config: &BindingConfig) -> anyhow::Result<Option<Self>> {
+        if config.rules.is_empty() {
+            return Ok(None);
+        }
+        let selector = |s: &Option<Value>, what: &str| -> anyhow::Result<Option<LabelSelector>> {
+            s.as_ref()
+                .map(|v| {
+                    LabelSelector::from_label_selector(v)
+                        .map_err(|e| anyhow::anyhow!("binding {:?}: {what}: {e}", config.name))
+                })
+                .transpose()
+        };
+        Ok(Some(Self {
+            name: config.name.clone(),
+            rules: config.rules.clone(),
+            namespace_selector: selector(&config.namespace_selector, "namespaceSelector")?,
+            object_selector: selector(&config.object_selector, "objectSelector")?,
+        }))
+    }
+}
+
+/// What the API's handlers share.
+pub struct KubeApi {
+    pub store: Store,
+    pub registry: Registry,
+    pub authenticator: Authenticator,
+    pub authorizer: Authorizer,
+    /// The loaded bindings (the webhook server's too), which inline admission uses.
+    pub bindings: Arc<SharedBindings>,
+    pub inline: Vec<InlineBinding>,
+    /// Held from listing the CRDs to rebuilding the registry from them: two writes' reloads that
+    /// interleave would otherwise let the older list win, and a kind just created would vanish
+    /// (seen as a 404 on the first object of a CRD created while another CRD was written).
+    crd_reload: std::sync::Mutex<()>,
+}
+
+impl KubeApi {
+    /// Opens the API over `store`: loads the CRDs and makes sure the `default` namespace exists.
+    pub async fn new(
+        store: Store,
+        authenticator: Authenticator,
+        authorizer: Authorizer,
+        bindings: Arc<SharedBindings>,
+        inline: Vec<InlineBinding>,
+    ) -> anyhow::Result<Arc<Self>> {
+        let crds = store.list(
+            &ObjectKey::prefix(CRD_GROUP, "customresourcedefinitions", None),
+            None,
+            None,
+            &|_| true,
+        )?;
+        let registry = Registry::new(&crds.items);
+        for ns in ["default", "kube-system"] {
+            let key = ObjectKey::new("", "namespaces", None, ns);
+            if store.get(&key).is_err() {
+                store.create(key, json!({"apiVersion": "v1", "kind": "Namespace", "status": {"phase": "Active"}})).await?;
+            }
+        }
+        Ok(Arc::new(Self {
+            store,
+            registry,
+            authenticator,
+            authorizer,
+            bindings,
+            inline,
+            crd_reload: std::sync::Mutex::new(()),
+        }))
+    }
+
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<UserInfo, ApiError> {
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        self.authenticator
+            .authenticate(authorization)
+            .await
+            .map_err(|e| {
+                if matches!(e, AuthError::Unavailable(_)) {
+                    tracing::error!(error = %e, "cannot verify a bearer token");
+                }
+                ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", e.to_string())
+            })
+    }
+
+    pub(crate) fn authorize(
+        &self,
+        user: &UserInfo,
+        attrs: &RequestAttributes,
+    ) -> Result<(), ApiError> {
+        self.authorizer.authorize(user, attrs).map_err(|_| {
+            // `configmaps is forbidden: User "x" cannot create resource ...`, as the API server says it.
+            let status = forbidden_status(user, attrs);
+            let message = status["message"].as_str().unwrap_or_default().to_owned();
+            ApiError::new(StatusCode::FORBIDDEN, "Forbidden", message)
+        })
+    }
+
+    /// After a write: a CRD gets its status conditions and the registry learns its kinds.
+    pub(crate) async fn after_write(&self, kind: &Kind, object: Value) -> Value {
+        if !(kind.group == CRD_GROUP && kind.plural == "customresourcedefinitions") {
+            return object;
+        }
+        let name = object
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let names = object
+            .pointer("/spec/names")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let storage = object
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .and_then(|vs| {
+                vs.iter()
+                    .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            })
+            .and_then(|v| v.get("name").cloned())
+            .unwrap_or(Value::Null);
+        let condition = |t: &str, reason: &str| json!({"type": t, "status": "True", "reason": reason, "message": "", "lastTransitionTime": object.pointer("/metadata/creationTimestamp")});
+        let status = json!({
+            "acceptedNames": names,
+            "storedVersions": [storage],
+            "conditions": [condition("NamesAccepted", "NoConflicts"), condition("Established", "InitialNamesAccepted")],
+        });
+        let mut with_status = object.clone();
+        with_status["status"] = status;
+        let key = ObjectKey::new(CRD_GROUP, "customresourcedefinitions", None, &name);
+        let object = match self
+            .store
+            .update(key, with_status, UpdateMode::Status)
+            .await
+        {
+            Ok(updated) => updated,
+            Err(e) => {
+                tracing::warn!(crd = %name, error = %e, "failed to write CRD status");
+                object
+            }
+        };
+        self.reload_crds();
+        object
+    }
+
+    /// After a removal: a CRD takes its custom resources with it.
+    pub(crate) async fn after_delete(&self, kind: &Kind, object: &Value) {
+        if !(kind.group == CRD_GROUP && kind.plural == "customresourcedefinitions") {
+            return;
+        }
+        let group = object
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let plural = object
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if let Ok(page) =
+            self.store
+                .list(&ObjectKey::prefix(group, plural, None), None, None, &|_| {
+                    true
+                })
+        {
+            for item in page.items {
+                let name = item
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let ns = item.pointer("/metadata/namespace").and_then(Value::as_str);
+                let _ = self
+                    .store
+                    .delete(ObjectKey::new(group, plural, ns, name), None)
+                    .await;
+            }
+        }
+        self.reload_crds();
+    }
+
+    fn reload_crds(&self) {
+        let _serialized = self
+            .crd_reload
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match self.store.list(
+            &ObjectKey::prefix(CRD_GROUP, "customresourcedefinitions", None),
+            None,
+            None,
+            &|_| true,
+        ) {
+            Ok(page) => self.registry.rebuild(&page.items),
+            Err(e) => tracing::error!(error = %e, "failed to reload CRDs"),
+        }
+    }
+
+    /// Inline admission: the bindings whose rules match, mutating ones first (each sees the
+    /// previous one's changes), then validating ones. A denial is a 403 with the plugin's message.
+    /// Returns the object as mutated, when a mutation changed it.
+    pub(crate) async fn admit(
+        &self,
+        target: &server::Target,
+        user: &UserInfo,
+        operation: &str,
+        object: Option<&Value>,
+        old: Option<&Value>,
+        name: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        if self.inline.is_empty() {
+            return Ok(None);
+        }
+        let namespace_labels = match target.namespace.as_deref() {
+            Some(ns) => self
+                .store
+                .get(&ObjectKey::new("", "namespaces", None, ns))
+                .ok()
+                .and_then(|n| n.pointer("/metadata/labels").cloned())
+                .unwrap_or(json!({})),
+            None => json!({}),
+        };
+        let bindings = self.bindings.load();
+        let Some(set) = bindings.as_ref() else {
+            // While bindings load, only the writes a binding's rules match wait: a CRD or an
+            // object no binding looks at goes through, as the API server lets through what no
+            // webhook matches (the host's own CRDs are created during this window).
+            let matched = self
+                .inline
+                .iter()
+                .any(|inline| inline.matches(target, operation, object.or(old), &namespace_labels));
+            if !matched {
+                return Ok(None);
+            }
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                "admission bindings are still loading; retry shortly",
+            ));
+        };
+        let mut current = object.cloned();
+        let mut mutated = false;
+        for pass in [
+            corbel_admission::Mode::Mutate,
+            corbel_admission::Mode::Validate,
+        ] {
+            for inline in &self.inline {
+                let Some(entry) = set.entries.get(&inline.name) else {
+                    continue;
+                };
+                if entry.mode() != pass
+                    || !inline.matches(
+                        target,
+                        operation,
+                        current.as_ref().or(old),
+                        &namespace_labels,
+                    )
+                {
+                    continue;
+                }
+                let review = review(target, user, operation, current.as_ref(), old, name);
+                let request: corbel_admission::Request = serde_json::from_value::<
+                    corbel_admission::AdmissionReview<kube_core::DynamicObject>,
+                >(review)
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalError",
+                        format!("failed to build the admission request: {e}"),
+                    )
+                })?
+                .try_into()
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalError",
+                        "failed to build the admission request",
+                    )
+                })?;
+                let response = match entry {
+                    Entry::Loaded(binding) => corbel_admission::admit(binding, &request).await.0,
+                    Entry::Failed {
+                        failure_policy,
+                        reason,
+                        ..
+                    } => corbel_admission::fail(
+                        &request,
+                        *failure_policy,
+                        &format!("binding {:?} is not loaded: {reason}", inline.name),
+                    ),
+                };
+                if !response.allowed {
+                    let message = format!(
+                        "admission webhook {:?} denied the request: {}",
+                        inline.name, response.result.message
+                    );
+                    let code = StatusCode::from_u16(response.result.code)
+                        .ok()
+                        .filter(|c| c.is_client_error() || c.is_server_error())
+                        .unwrap_or(StatusCode::FORBIDDEN);
+                    return Err(ApiError::new(code, "Forbidden", message));
+                }
+                if let (Some(patch), Some(obj)) = (&response.patch, current.as_mut()) {
+                    let patch: json_patch::Patch = serde_json::from_slice(patch).map_err(|e| {
+                        ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "InternalError",
+                            format!(
+                                "binding {:?} returned an unreadable patch: {e}",
+                                inline.name
+                            ),
+                        )
+                    })?;
+                    json_patch::patch(obj, &patch).map_err(|e| {
+                        ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "InternalError",
+                            format!("the patch of binding {:?} does not apply: {e}", inline.name),
+                        )
+                    })?;
+                    mutated = true;
+                }
+            }
+        }
+        Ok(if mutated { current } else { None })
+    }
+}
+
+impl InlineBinding {
+    fn matches(
+        &self,
+        target: &server::Target,
+        operation: &str,
+        object: Option<&Value>,
+        namespace_labels: &Value,
+    ) -> bool {
+        let rule_matches = self.rules.iter().any(|rule| {
+            rule.matches(
+                operation,
+                &target.kind.group,
+                &target.kind.version,
+                &target.kind.plural,
+                target.status,
+                target.kind.namespaced,
+            )
+        });
+        if !rule_matches {
+            return false;
+        }
+        let labels = |v: &Value| -> std::collections::BTreeMap<String, String> {
+            v.as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        if let Some(selector) = &self.namespace_selector
+            && target.kind.namespaced
+            && !selector.matches(&labels(namespace_labels))
+        {
+            return false;
+        }
+        if let Some(selector) = &self.object_selector {
+            let object_labels = object
+                .and_then(|o| o.pointer("/metadata/labels"))
+                .map(labels)
+                .unwrap_or_default();
+            if !selector.matches(&object_labels) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// An AdmissionReview for a write of the embedded API, as the API server would send it.
+fn review(
+    target: &server::Target,
+    user: &UserInfo,
+    operation: &str,
+    object: Option<&Value>,
+    old: Option<&Value>,
+    name: &str,
+) -> Value {
+    let kind = &target.kind;
+    let resource = json!({"group": kind.group, "version": kind.version, "resource": kind.plural});
+    let gvk = json!({"group": kind.group, "version": kind.version, "kind": kind.kind});
+    let options = match operation {
+        "CREATE" => json!({"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}),
+        "UPDATE" => json!({"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"}),
+        _ => json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions"}),
+    };
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uuid::Uuid::new_v4().to_string(),
+            "kind": gvk, "resource": resource, "requestKind": gvk, "requestResource": resource,
+            "subResource": if target.status { Some("status") } else { None },
+            "name": name, "namespace": target.namespace.as_deref(),
+            "operation": operation,
+            "userInfo": {"username": user.username, "uid": user.uid, "groups": user.groups},
+            "object": object, "oldObject": old, "dryRun": false, "options": options,
+        }
+    })
+}

@@ -1,0 +1,778 @@
+//! Reconciliation: controller plugins driven by kube-runtime.
+//!
+//! One kube-runtime [`Controller`] per reconciled kind, over `DynamicObject`, against whatever
+//! API the [`kube::Client`] reaches: the embedded API (in process) or a Kubernetes API server.
+//! For each object: the host's finalizer is added before the first reconcile; the plugin is
+//! called in a fresh sandbox with its granted capabilities; its outcome becomes the status
+//! (through the status subresource, with `observedGeneration` and `Ready`/`Processing`/`Blocked`),
+//! Events, and the next requeue; a transient error is retried with exponential backoff, a
+//! permanent one waits for the object to change. Deleting an object calls `cleanup`, and the
+//! finalizer is removed only when it succeeds.
+//!
+//! [`leader`] runs all of it only while this replica holds a Lease.
+
+mod changes;
+pub mod config;
+pub mod leader;
+pub mod manifest;
+pub mod plugin_kind;
+mod status;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{self, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::config::{BackoffConfig, ControllerConfig};
+use corbel_registry::plugins::Loader;
+use corbel_runtime::bindings::latest;
+use corbel_runtime::capabilities::{CallContext, Grants, KindCache, Owner};
+use corbel_runtime::{ControllerCallError, Limits, LogContext, Plugin, ReconcileCall, Runtime};
+use corbel_telemetry::Health;
+
+pub use manifest::Manifest;
+
+/// A controller plugin, loaded and checked: its manifest read, its grants checked against it,
+/// its settings accepted.
+pub struct LoadedController {
+    pub name: String,
+    pub plugin: Plugin,
+    pub manifest: Manifest,
+    pub grants: Arc<Grants>,
+    settings: String,
+    limits: Limits,
+    concurrency: u16,
+    backoff: BackoffConfig,
+    log: Arc<LogContext>,
+}
+
+/// Loads one controller. The error says what is wrong with the plugin, its manifest, its grants
+/// or its settings.
+pub async fn load(
+    runtime: &Arc<Runtime>,
+    config: &ControllerConfig,
+    loader: &Arc<Loader>,
+) -> Result<LoadedController, String> {
+    // Compiling (or reading the compiled artifact from the cache) blocks: off the async threads.
+    let plugin = {
+        let (runtime, loader, path) = (runtime.clone(), loader.clone(), config.plugin.clone());
+        tokio::task::spawn_blocking(move || loader.load(&runtime, &path))
+            .await
+            .map_err(|e| format!("loading panicked: {e}"))?
+            .map_err(|e| format!("{}: {e}", config.plugin.display()))?
+    };
+    if !plugin.is_controller() {
+        return Err(format!(
+            "{} is a policy, not a controller (it does not export corbel:plugin/reconciler): bind it under `bindings`",
+            config.plugin.display()
+        ));
+    }
+    let log = Arc::new(LogContext {
+        binding: config.name.clone(),
+        plugin: plugin.name().to_owned(),
+    });
+    let limits = Limits {
+        timeout: config.timeout,
+        memory: config.memory_limit,
+    };
+    let text = plugin
+        .manifest(limits, &log)
+        .await
+        .map_err(|e| format!("calling the plugin's manifest() failed: {e}"))?;
+    let manifest = Manifest::parse(&text)?;
+    let grants = Grants::check_against(&config.grants, &manifest.capabilities)?;
+    let settings = serde_json::to_string(&config.settings()).expect("JSON values serialize");
+    match plugin.validate_settings(&settings, limits, &log).await {
+        Ok(Ok(())) => {}
+        Ok(Err(refusal)) => return Err(format!("the plugin refused its settings: {refusal}")),
+        Err(e) => return Err(format!("validate-settings failed: the plugin {e}")),
+    }
+    Ok(LoadedController {
+        name: config.name.clone(),
+        plugin,
+        manifest,
+        grants: Arc::new(grants),
+        settings,
+        limits,
+        concurrency: config.concurrency,
+        backoff: config.backoff,
+        log,
+    })
+}
+
+/// Why one reconcile failed, as the error policy sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileFailure {
+    #[error("{reason}: {message}")]
+    Transient {
+        reason: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("{reason}: {message}")]
+    Permanent {
+        reason: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    #[error("the Kubernetes API failed: {0}")]
+    Api(#[source] kube::Error),
+}
+
+impl ReconcileFailure {
+    fn metric(&self) -> &'static str {
+        match self {
+            ReconcileFailure::Transient { .. } => "transient",
+            ReconcileFailure::Permanent { .. } => "permanent",
+            ReconcileFailure::Api(_) => "api_error",
+        }
+    }
+}
+
+/// What a controller's reconciles share.
+struct Context {
+    controller: Arc<LoadedController>,
+    client: kube::Client,
+    resource: ApiResource,
+    namespaced: bool,
+    kinds: Arc<KindCache>,
+    recorder: Recorder,
+    finalizer: String,
+    /// Failed attempts in a row, by object uid: the backoff's exponent.
+    retries: Mutex<HashMap<String, u32>>,
+    state: Arc<Health>,
+}
+
+/// Loads every configured controller, reports each in readiness, and runs those that loaded:
+/// under leader election when it is configured, otherwise at once. Returns when `shutdown`
+/// turns true and the reconciles in flight have finished.
+pub async fn serve(
+    runtime: Arc<Runtime>,
+    configs: Vec<ControllerConfig>,
+    client: kube::Client,
+    leader_election: Option<crate::config::LeaderElectionConfig>,
+    state: Arc<Health>,
+    shutdown: watch::Receiver<bool>,
+    loader: Arc<Loader>,
+) {
+    let mut loaded = Vec::new();
+    for config in &configs {
+        let started = Instant::now();
+        match load(&runtime, config, &loader).await {
+            Ok(controller) => {
+                let kinds: Vec<String> = controller
+                    .manifest
+                    .reconciles
+                    .iter()
+                    .map(|r| format!("{} {}", r.api_version, r.kind))
+                    .collect();
+                tracing::info!(controller = %config.name, plugin = %controller.plugin.name(), kinds = ?kinds, elapsed_ms = started.elapsed().as_millis() as u64, "controller loaded");
+                state.report_controller(&config.name, Ok(kinds));
+                loaded.push(Arc::new(controller));
+            }
+            Err(e) => {
+                tracing::error!(controller = %config.name, error = %e, "controller failed to load");
+                state.report_controller(&config.name, Err(e));
+            }
+        }
+    }
+    if loaded.is_empty() {
+        return;
+    }
+    match leader_election {
+        None => {
+            state.metrics.set_leader("none", true);
+            run_all(client, loaded, state, shutdown).await;
+        }
+        Some(config) => {
+            let identity = config
+                .identity
+                .clone()
+                .or_else(|| std::env::var("POD_NAME").ok())
+                .unwrap_or_else(hostname);
+            let elector = leader::Elector::new(client.clone(), &config, identity);
+            let election_state = state.clone();
+            leader::run(elector, config, &election_state, shutdown, move |stop| {
+                run_all(client.clone(), loaded.clone(), state.clone(), stop)
+            })
+            .await;
+        }
+    }
+}
+
+/// Runs every controller until `stop` turns true, then lets reconciles in flight finish.
+pub async fn run_all(
+    client: kube::Client,
+    controllers: Vec<Arc<LoadedController>>,
+    state: Arc<Health>,
+    stop: watch::Receiver<bool>,
+) {
+    let kinds = Arc::new(KindCache::default());
+    let mut tasks = Vec::new();
+    for controller in controllers {
+        for reconciled in controller.manifest.reconciles.clone() {
+            tasks.push(tokio::spawn(run_kind(
+                controller.clone(),
+                reconciled,
+                client.clone(),
+                kinds.clone(),
+                state.clone(),
+                stop.clone(),
+            )));
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + Sync + 'static {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+        let _ = tx.send(());
+    });
+    async move {
+        let _ = rx.await;
+    }
+}
+
+/// Resolves a kind through discovery, waiting (and saying so) while the API does not serve it
+/// yet: a CRD may be created after the host starts.
+async fn resolve(
+    client: &kube::Client,
+    gvk: &GroupVersionKind,
+    controller: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(ApiResource, Scope)> {
+    let mut warned = false;
+    loop {
+        match kube::discovery::pinned_kind(client, gvk).await {
+            Ok((resource, capabilities)) => {
+                if warned {
+                    tracing::info!(controller, kind = %corbel_runtime::capabilities::kind_name(gvk), "the kind is served now");
+                }
+                return Some((resource, capabilities.scope));
+            }
+            Err(e) => {
+                if !warned {
+                    tracing::warn!(controller, kind = %corbel_runtime::capabilities::kind_name(gvk), error = %e, "waiting for the API to serve this kind (is its CRD installed?)");
+                    warned = true;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.wait_for(|stop| *stop) => return None,
+        }
+    }
+}
+
+async fn run_kind(
+    controller: Arc<LoadedController>,
+    reconciled: manifest::Reconciled,
+    client: kube::Client,
+    kinds: Arc<KindCache>,
+    state: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name = controller.name.clone();
+    let Some((resource, scope)) =
+        resolve(&client, &reconciled.kind_ref().gvk(), &name, &mut stop).await
+    else {
+        return;
+    };
+    let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+    let mut runtime_controller =
+        Controller::new_with(api, watcher::Config::default(), resource.clone())
+            .with_config(controller::Config::default().concurrency(controller.concurrency));
+    for owned in &reconciled.owns {
+        let Some((owned_resource, _)) = resolve(&client, &owned.gvk(), &name, &mut stop).await
+        else {
+            return;
+        };
+        runtime_controller = runtime_controller.owns_with(
+            Api::<DynamicObject>::all_with(client.clone(), &owned_resource),
+            owned_resource,
+            watcher::Config::default(),
+        );
+    }
+    for watch in &reconciled.watches {
+        let Some((watched, _)) = resolve(&client, &watch.kind_ref().gvk(), &name, &mut stop).await
+        else {
+            return;
+        };
+        let watched_api = Api::<DynamicObject>::all_with(client.clone(), &watched);
+        let changes = changes::watch(watched_api, watch.status_fields.clone());
+        let parent = resource.clone();
+        runtime_controller = match (&watch.referenced_by, &watch.parent_field) {
+            (Some(path), _) => {
+                let (store, path) = (runtime_controller.store(), path.clone());
+                runtime_controller.watches_stream_with(
+                    changes,
+                    move |other| {
+                        let (other_name, other_namespace) = (other.name_any(), other.namespace());
+                        store
+                            .state()
+                            .into_iter()
+                            .filter(|o| {
+                                o.namespace() == other_namespace
+                                    && field_of(o, &path).as_deref() == Some(other_name.as_str())
+                            })
+                            .map(|o| ObjectRef::from_obj_with(o.as_ref(), parent.clone()))
+                            .collect::<Vec<_>>()
+                    },
+                    watched,
+                )
+            }
+            (None, Some(path)) => {
+                let path = path.clone();
+                runtime_controller.watches_stream_with(
+                    changes,
+                    move |other| {
+                        field_of(&other, &path).map(|parent_name| {
+                            let reference = ObjectRef::new_with(&parent_name, parent.clone());
+                            match other.namespace() {
+                                Some(namespace) => reference.within(&namespace),
+                                None => reference,
+                            }
+                        })
+                    },
+                    watched,
+                )
+            }
+            (None, None) => unreachable!("Manifest::parse checks each watch names a field"),
+        };
+    }
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| hostname());
+    let context = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: format!("corbel-{name}"),
+                instance: Some(identity),
+            },
+        ),
+        finalizer: format!("corbel.dev/{name}"),
+        controller: controller.clone(),
+        client,
+        namespaced: scope == Scope::Namespaced,
+        resource: resource.clone(),
+        kinds,
+        retries: Mutex::default(),
+        state,
+    });
+    tracing::info!(controller = %name, kind = %resource.kind, concurrency = controller.concurrency, "reconciling");
+    runtime_controller
+        .graceful_shutdown_on(stopped(stop))
+        .run(reconcile, error_policy, context)
+        .for_each(|result| {
+            if let Err(e) = result {
+                match e {
+                    controller::Error::ReconcilerFailed(..) => {} // logged where it happened
+                    other => tracing::warn!(controller = %name, error = %other, "controller error"),
+                }
+            }
+            std::future::ready(())
+        })
+        .await;
+    tracing::info!(controller = %name, kind = %resource.kind, "stopped reconciling");
+}
+
+/// The string at a dotted path of an object (`metadata.*` included).
+fn field_of(object: &DynamicObject, path: &str) -> Option<String> {
+    if path.starts_with("metadata.") {
+        let value = serde_json::to_value(object).ok()?;
+        return manifest::field(&value, path).map(str::to_owned);
+    }
+    manifest::field(&object.data, path).map(str::to_owned)
+}
+
+fn hostname() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", name.trim(), std::process::id())
+}
+
+fn millis(ms: Option<u64>) -> Option<Duration> {
+    ms.map(Duration::from_millis)
+}
+
+impl Context {
+    fn api_for(&self, object: &DynamicObject) -> Api<DynamicObject> {
+        match (self.namespaced, object.namespace()) {
+            (true, Some(namespace)) => {
+                Api::namespaced_with(self.client.clone(), &namespace, &self.resource)
+            }
+            _ => Api::all_with(self.client.clone(), &self.resource),
+        }
+    }
+
+    /// Calls the plugin and applies its outcome: status, events, and what happens next.
+    async fn call(
+        &self,
+        which: ReconcileCall,
+        object: Arc<DynamicObject>,
+        api: &Api<DynamicObject>,
+    ) -> Result<Action, ReconcileFailure> {
+        let controller = &self.controller;
+        let json = serde_json::to_string(object.as_ref()).expect("objects serialize");
+        let context = CallContext {
+            client: self.client.clone(),
+            grants: controller.grants.clone(),
+            owner: Owner {
+                api_version: self.resource.api_version.clone(),
+                kind: self.resource.kind.clone(),
+                name: object.name_any(),
+                uid: object.uid().unwrap_or_default(),
+                namespace: object.namespace(),
+            },
+            kinds: self.kinds.clone(),
+            plugin: controller.name.clone(),
+        };
+        let result = controller
+            .plugin
+            .reconcile(
+                which,
+                &json,
+                &controller.settings,
+                controller.limits,
+                &controller.log,
+                context,
+            )
+            .await;
+        let verb = match which {
+            ReconcileCall::Reconcile => "reconcile",
+            ReconcileCall::Cleanup => "cleanup",
+        };
+        let outcome = match result {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => {
+                let (f, permanent) = match error {
+                    latest::ReconcileError::Transient(f) => (f, false),
+                    latest::ReconcileError::Permanent(f) => (f, true),
+                };
+                let retry_after = millis(f.retry_after_ms);
+                return Err(self
+                    .failed(&object, api, f.reason, f.message, retry_after, permanent)
+                    .await);
+            }
+            Err(ControllerCallError::Sandbox(e)) => {
+                let message = format!("{verb} of plugin {} {e}", controller.plugin.name());
+                return Err(self
+                    .failed(&object, api, "PluginFailed".into(), message, None, false)
+                    .await);
+            }
+            Err(ControllerCallError::Load(e)) => {
+                return Err(self
+                    .failed(
+                        &object,
+                        api,
+                        "PluginFailed".into(),
+                        e.to_string(),
+                        None,
+                        true,
+                    )
+                    .await);
+            }
+        };
+        let plugin_status = match outcome.status.as_deref().map(serde_json::from_str::<Value>) {
+            None => None,
+            Some(Ok(value)) if value.is_object() => Some(value),
+            Some(_) => {
+                let message =
+                    format!("the plugin's {verb} returned a status that is not a JSON object");
+                return Err(self
+                    .failed(&object, api, "InvalidOutcome".into(), message, None, false)
+                    .await);
+            }
+        };
+        if which == ReconcileCall::Reconcile {
+            self.write_status(
+                &object,
+                api,
+                plugin_status.as_ref(),
+                &status::Ending::Reconciled,
+                &outcome.conditions,
+            )
+            .await
+            .map_err(ReconcileFailure::Api)?;
+        }
+        for event in &outcome.events {
+            let kind = match event.type_ {
+                latest::EventType::Normal => EventType::Normal,
+                latest::EventType::Warning => EventType::Warning,
+            };
+            self.publish(&object, kind, &event.reason, &event.action, &event.note)
+                .await;
+        }
+        self.retries
+            .lock()
+            .unwrap()
+            .remove(&object.uid().unwrap_or_default());
+        Ok(match outcome.requeue_after_ms {
+            Some(ms) => Action::requeue(Duration::from_millis(ms)),
+            None => Action::await_change(),
+        })
+    }
+
+    /// Records a failure on the object (status and a Warning event) and returns it.
+    async fn failed(
+        &self,
+        object: &DynamicObject,
+        api: &Api<DynamicObject>,
+        reason: String,
+        message: String,
+        retry_after: Option<Duration>,
+        permanent: bool,
+    ) -> ReconcileFailure {
+        let reason = if reason.is_empty() {
+            "Failed".to_owned()
+        } else {
+            reason
+        };
+        let ending = if permanent {
+            status::Ending::Permanent {
+                reason: &reason,
+                message: &message,
+            }
+        } else {
+            status::Ending::Transient {
+                reason: &reason,
+                message: &message,
+            }
+        };
+        tracing::warn!(
+            controller = %self.controller.name,
+            kind = %self.resource.kind,
+            object = %object_name(object),
+            reason, message, permanent,
+            "reconcile failed"
+        );
+        if let Err(e) = self.write_status(object, api, None, &ending, &[]).await {
+            return ReconcileFailure::Api(e);
+        }
+        self.publish(object, EventType::Warning, &reason, "Reconcile", &message)
+            .await;
+        if permanent {
+            ReconcileFailure::Permanent {
+                reason,
+                message,
+                retry_after,
+            }
+        } else {
+            ReconcileFailure::Transient {
+                reason,
+                message,
+                retry_after,
+            }
+        }
+    }
+
+    /// Writes the status through the status subresource, only when it changes.
+    async fn write_status(
+        &self,
+        object: &DynamicObject,
+        api: &Api<DynamicObject>,
+        plugin_status: Option<&Value>,
+        ending: &status::Ending<'_>,
+        conditions: &[latest::Condition],
+    ) -> Result<(), kube::Error> {
+        let current = object.data.get("status");
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let generation = object.meta().generation;
+        let next = status::next(current, plugin_status, ending, conditions, generation, &now);
+        if current == Some(&next) {
+            return Ok(());
+        }
+        // A merge patch of the plugin's fields (so that its nulls delete) plus the host's own.
+        let mut patch = plugin_status
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        patch["conditions"] = next["conditions"].clone();
+        if let Some(generation) = generation {
+            patch["observedGeneration"] = generation.into();
+        }
+        match api
+            .patch_status(
+                &object.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"status": patch})),
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Gone already (its cleanup finished elsewhere): nothing to record.
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn publish(
+        &self,
+        object: &DynamicObject,
+        kind: EventType,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) {
+        let event = Event {
+            type_: kind,
+            reason: truncate(reason, 128),
+            note: Some(truncate(note, 1024)),
+            action: truncate(
+                if action.is_empty() {
+                    "Reconcile"
+                } else {
+                    action
+                },
+                128,
+            ),
+            secondary: None,
+        };
+        if let Err(e) = self
+            .recorder
+            .publish(&event, &object.object_ref(&self.resource))
+            .await
+        {
+            tracing::warn!(controller = %self.controller.name, object = %object_name(object), error = %e, "failed to record an event");
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+fn object_name(object: &DynamicObject) -> String {
+    match object.namespace() {
+        Some(namespace) => format!("{namespace}/{}", object.name_any()),
+        None => object.name_any(),
+    }
+}
+
+async fn reconcile(
+    object: Arc<DynamicObject>,
+    context: Arc<Context>,
+) -> Result<Action, ReconcileFailure> {
+    let controller = &context.controller;
+    let metrics = &context.state.metrics;
+    let _in_flight = metrics.reconcile_started(&controller.name, &context.resource.kind);
+    let started = Instant::now();
+    let api = context.api_for(&object);
+    let result = finalizer(&api, &context.finalizer, object, |event| async {
+        match event {
+            finalizer::Event::Apply(object) => {
+                context.call(ReconcileCall::Reconcile, object, &api).await
+            }
+            finalizer::Event::Cleanup(object) => {
+                context.call(ReconcileCall::Cleanup, object, &api).await
+            }
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
+        finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => {
+            ReconcileFailure::Api(e)
+        }
+        other => ReconcileFailure::Transient {
+            reason: "FinalizerFailed".into(),
+            message: other.to_string(),
+            retry_after: None,
+        },
+    });
+    let label = match &result {
+        Ok(_) => "success",
+        Err(e) => e.metric(),
+    };
+    if let Err(ReconcileFailure::Api(e)) = &result {
+        tracing::warn!(controller = %controller.name, kind = %context.resource.kind, error = %e, "a write to the API failed; retrying with backoff");
+    }
+    metrics.record_reconcile(
+        &controller.name,
+        &context.resource.kind,
+        label,
+        started.elapsed().as_secs_f64(),
+    );
+    result
+}
+
+fn error_policy(
+    object: Arc<DynamicObject>,
+    error: &ReconcileFailure,
+    context: Arc<Context>,
+) -> Action {
+    let uid = object.uid().unwrap_or_default();
+    let mut retries = context.retries.lock().unwrap();
+    let action = match error {
+        ReconcileFailure::Permanent { retry_after, .. } => {
+            retries.remove(&uid);
+            match retry_after {
+                Some(after) => Action::requeue(*after),
+                None => Action::await_change(),
+            }
+        }
+        ReconcileFailure::Transient {
+            retry_after: Some(after),
+            ..
+        } => {
+            *retries.entry(uid).or_default() += 1;
+            Action::requeue(*after)
+        }
+        ReconcileFailure::Transient { .. } | ReconcileFailure::Api(_) => {
+            let attempts = retries.entry(uid).or_default();
+            *attempts += 1;
+            Action::requeue(backoff(&context.controller.backoff, *attempts))
+        }
+    };
+    context.state.metrics.set_retrying(
+        &context.controller.name,
+        &context.resource.kind,
+        retries.len(),
+    );
+    action
+}
+
+/// `initial * 2^(attempt-1)`, capped at `max`.
+fn backoff(config: &BackoffConfig, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+    config.initial.saturating_mul(factor).min(config.max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let config = BackoffConfig {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(5),
+        };
+        let delays: Vec<u128> = (1..=6).map(|n| backoff(&config, n).as_millis()).collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(backoff(&config, 1000), Duration::from_secs(5));
+    }
+}
