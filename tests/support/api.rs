@@ -82,6 +82,16 @@ impl World {
     /// consumer team's IdentityProvider and Realm, the provider team's Gateway trusting the
     /// provider's tokens.
     pub async fn start() -> World {
+        World::start_with(
+            "resyncSeconds: 1, blockedRetrySeconds: 1",
+            "resyncSeconds: 1, blockedRetrySeconds: 1",
+        )
+        .await
+    }
+
+    /// The same, with these identity and api controller settings (the benchmark looks less
+    /// often than the tests).
+    pub async fn start_with(identity_settings: &str, api_settings: &str) -> World {
         let users: Vec<Value> = USERS
             .iter()
             .map(|(user, groups)| json!({"id": user, "secret": format!("pw-{user}"), "groups": groups}))
@@ -94,7 +104,7 @@ impl World {
         )
         .unwrap();
         let controllers = format!(
-            "controllers:\n  - name: identity\n    plugin: {}\n    settings: {{resyncSeconds: 1, blockedRetrySeconds: 1}}\n    timeout: 10s\n    backoff: {{initial: 200ms, max: 1s}}\n    grants:\n      secrets: [{{namespace: '@self'}}]\n      http: ['{issuer}']\n      resources: {{read: [{}, {}, {}], write: [{{apiVersion: v1, kind: Secret}}]}}\n  - name: gateway\n    plugin: {}\n    timeout: 10s\n    backoff: {{initial: 100ms, max: 1s}}\n    grants:\n      resources: {}\n  - name: api\n    plugin: {}\n    settings: {{resyncSeconds: 1, blockedRetrySeconds: 1}}\n    timeout: 10s\n    backoff: {{initial: 100ms, max: 1s}}\n    grants:\n      resources: {}\nxds:\n  listen: 127.0.0.1:{xds_port}\nauth:\n  oidc:\n    issuer: {issuer}\n    audience: {AUDIENCE}\n{}",
+            "controllers:\n  - name: identity\n    plugin: {}\n    settings: {{{identity_settings}}}\n    timeout: 10s\n    backoff: {{initial: 200ms, max: 1s}}\n    grants:\n      secrets: [{{namespace: '@self'}}]\n      http: ['{issuer}']\n      resources: {{read: [{}, {}, {}], write: [{{apiVersion: v1, kind: Secret}}]}}\n  - name: gateway\n    plugin: {}\n    timeout: 10s\n    backoff: {{initial: 100ms, max: 1s}}\n    grants:\n      resources: {}\n  - name: api\n    plugin: {}\n    settings: {{{api_settings}}}\n    timeout: 10s\n    backoff: {{initial: 100ms, max: 1s}}\n    grants:\n      resources: {}\nxds:\n  listen: 127.0.0.1:{xds_port}\nauth:\n  oidc:\n    issuer: {issuer}\n    audience: {AUDIENCE}\n{}",
             plugin("identity").display(),
             identity_kind("IdentityProvider"),
             identity_kind("Realm"),
