@@ -631,16 +631,7 @@ fn write_kubeconfig(
             .with_context(|| format!("failed to create {}", parent.display()))?;
     }
     let yaml = serde_yaml_ng::to_string(&config)?;
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    options
-        .open(path)?
-        .write_all(yaml.as_bytes())
+    crate::auth::write_private(path, yaml.as_bytes())
         .with_context(|| format!("failed to write {}", path.display()))
 }
 

@@ -78,16 +78,7 @@ pub fn development_certificates(dir: &Path, hosts: &[String]) -> anyhow::Result<
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    options
-        .open(path)?
-        .write_all(bytes)
+    crate::auth::write_private(path, bytes)
         .with_context(|| format!("failed to write {}", path.display()))
 }
 

@@ -20,6 +20,7 @@ use corbel_runtime::bindings::latest as wit;
 use corbel_runtime::{Call, Limits, LogContext, Plugin, SandboxError};
 
 pub use kube_core::admission::AdmissionReview;
+pub use patch::json_type;
 
 /// An admission request as the API server sends it.
 pub type Request = AdmissionRequest<DynamicObject>;

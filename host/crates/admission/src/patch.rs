@@ -33,7 +33,8 @@ pub(super) fn diff(
     })
 }
 
-pub(super) fn json_type(value: &Value) -> &'static str {
+/// JSON's name for a value's type, for error messages.
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",

@@ -291,7 +291,8 @@ pub fn development_admin(dir: &Path) -> anyhow::Result<DevelopmentAdmin> {
     })
 }
 
-fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+/// Writes a file only its owner may read (0600 on Unix): tokens, keys, kubeconfigs.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

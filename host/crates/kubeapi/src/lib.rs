@@ -380,15 +380,7 @@ impl InlineBinding {
         if !rule_matches {
             return false;
         }
-        let labels = |v: &Value| -> std::collections::BTreeMap<String, String> {
-            v.as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let labels = selectors::labels;
         if let Some(selector) = &self.namespace_selector
             && target.kind.namespaced
             && !selector.matches(&labels(namespace_labels))

@@ -121,7 +121,7 @@ impl LabelSelector {
             other => {
                 return Err(format!(
                     "label selector must be an object, got {}",
-                    json_type_name(other)
+                    corbel_admission::json_type(other)
                 ));
             }
         };
@@ -343,15 +343,16 @@ fn go_string_slice(values: &[String]) -> String {
     format!("[]string{{{}}}", inner.join(", "))
 }
 
-fn json_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
+/// A `metadata.labels` object as a map; values that are not strings are left out.
+pub fn labels(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";

@@ -490,12 +490,7 @@ fn filters(query: &BTreeMap<String, String>) -> ApiResult<(LabelSelector, FieldS
 fn object_labels(object: &Value) -> BTreeMap<String, String> {
     object
         .pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                .collect()
-        })
+        .map(super::selectors::labels)
         .unwrap_or_default()
 }
 

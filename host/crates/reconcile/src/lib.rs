@@ -655,14 +655,7 @@ impl Context {
 }
 
 fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text[..end].to_owned()
+    corbel_runtime::prefix(text, max).to_owned()
 }
 
 fn object_name(object: &DynamicObject) -> String {

@@ -11,6 +11,7 @@ pub mod bindings;
 pub mod capabilities;
 pub mod inspect;
 mod output;
+pub use output::prefix;
 pub mod quantity;
 
 use std::sync::Arc;
