@@ -1,5 +1,5 @@
 //! The HTTPS server. Handlers are thin: check the request, find the binding, call
-//! [`admission::admit`], record metrics, answer. Endpoints:
+//! [`admission::answer`], record metrics, answer. Endpoints:
 //!
 //! | path | answer |
 //! | --- | --- |
@@ -230,36 +230,11 @@ async fn webhook(
 
     let _in_flight = state.health.metrics.start();
     let started = Instant::now();
-    let response = match entry {
-        Entry::Loaded(binding) => {
-            let (response, outcome) = admission::admit(binding, &request).await;
-            state
-                .health
-                .metrics
-                .record(&name, &outcome, started.elapsed().as_secs_f64());
-            response
-        }
-        Entry::Failed {
-            failure_policy,
-            reason,
-            ..
-        } => {
-            let outcome = admission::Outcome {
-                allowed: *failure_policy == admission::FailurePolicy::Ignore,
-                mutated: false,
-                error: Some("not_loaded"),
-            };
-            state
-                .health
-                .metrics
-                .record(&name, &outcome, started.elapsed().as_secs_f64());
-            admission::fail(
-                &request,
-                *failure_policy,
-                &format!("binding {name:?} is not loaded: {reason}"),
-            )
-        }
-    };
+    let (response, outcome) = admission::answer(&name, entry, &request).await;
+    state
+        .health
+        .metrics
+        .record(&name, &outcome, started.elapsed().as_secs_f64());
     (
         [(header::CONTENT_TYPE, "application/json")],
         admission::review_json(response),

@@ -297,6 +297,33 @@ pub async fn admit(binding: &Binding, request: &Request) -> (AdmissionResponse, 
     }
 }
 
+/// Answers one request with one entry of the binding set, loaded or not: the AdmissionResponse,
+/// and the outcome for metrics. The one admission path: the webhook server and the embedded API's
+/// inline admission both answer through here, so a binding that failed to load gets the same
+/// failure-policy answer wherever the request came from.
+pub async fn answer(
+    name: &str,
+    entry: &bindings::Entry,
+    request: &Request,
+) -> (AdmissionResponse, Outcome) {
+    match entry {
+        bindings::Entry::Loaded(binding) => admit(binding, request).await,
+        bindings::Entry::Failed {
+            failure_policy,
+            reason,
+            ..
+        } => {
+            let outcome = Outcome {
+                allowed: *failure_policy == FailurePolicy::Ignore,
+                mutated: false,
+                error: Some("not_loaded"),
+            };
+            let cause = format!("binding {name:?} is not loaded: {reason}");
+            (fail(request, *failure_policy, &cause), outcome)
+        }
+    }
+}
+
 /// The answer to a request whose binding could not be evaluated (or is not loaded).
 pub fn fail(request: &Request, policy: FailurePolicy, cause: &str) -> AdmissionResponse {
     match policy {

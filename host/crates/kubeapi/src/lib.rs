@@ -1,7 +1,7 @@
 //! The embedded mode's Kubernetes-shaped API: the paths, verbs, discovery and errors of the
 //! Kubernetes API server over the embedded [`corbel_store`], so that kubectl and kube-rs (clients
 //! and watchers) work against it unchanged. Kinds come from built-ins and CustomResourceDefinitions;
-//! writes pass through inline admission with the same `admission::admit` as the webhooks.
+//! writes pass through inline admission with the same `admission::answer` as the webhooks.
 
 pub mod registry;
 pub mod schema;
@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use self::registry::{CRD_GROUP, Kind, Registry};
 use self::selectors::LabelSelector;
 use self::server::ApiError;
-use corbel_admission::bindings::{Entry, SharedBindings};
+use corbel_admission::bindings::SharedBindings;
 use corbel_admission::config::{BindingConfig, WebhookRule};
 use corbel_auth::{
     AuthError, Authenticator, Authorizer, RequestAttributes, UserInfo, forbidden_status,
@@ -310,18 +310,7 @@ impl KubeApi {
                         "failed to build the admission request",
                     )
                 })?;
-                let response = match entry {
-                    Entry::Loaded(binding) => corbel_admission::admit(binding, &request).await.0,
-                    Entry::Failed {
-                        failure_policy,
-                        reason,
-                        ..
-                    } => corbel_admission::fail(
-                        &request,
-                        *failure_policy,
-                        &format!("binding {:?} is not loaded: {reason}", inline.name),
-                    ),
-                };
+                let (response, _) = corbel_admission::answer(&inline.name, entry, &request).await;
                 if !response.allowed {
                     let message = format!(
                         "admission webhook {:?} denied the request: {}",
