@@ -361,8 +361,12 @@ impl Setup {
     }
 
     pub async fn create(&self, kind: &str, name: &str, spec: Value) {
+        self.create_with_labels(kind, name, json!({}), spec).await;
+    }
+
+    pub async fn create_with_labels(&self, kind: &str, name: &str, labels: Value, spec: Value) {
         let object = json!({"apiVersion": "gateway.corbel.dev/v1alpha1", "kind": kind,
-                            "metadata": {"name": name}, "spec": spec});
+                            "metadata": {"name": name, "labels": labels}, "spec": spec});
         self.api(kind)
             .create(
                 &PostParams::default(),
@@ -382,11 +386,13 @@ impl Setup {
         .await;
     }
 
-    /// Consumer `consumer`'s grant on Route `route`: ConsumeRoute `<consumer>-<route>`.
+    /// Consumer `consumer`'s grant on Route `route`: ConsumeRoute `<consumer>-<route>`, labelled
+    /// with its Route (`gateway.corbel.dev/route`, so the Route finds it by label).
     pub async fn grant(&self, consumer: &str, route: &str) {
-        self.create(
+        self.create_with_labels(
             "ConsumeRoute",
             &format!("{consumer}-{route}"),
+            json!({"gateway.corbel.dev/route": route}),
             json!({"consumerRef": {"name": consumer}, "routeRef": {"name": route}}),
         )
         .await;

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 
 use corbel_sdk::{Operation, Request, Verdict};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use url::Url;
 
 use crate::api::{ConsumeRouteSpec, ConsumerSpec, GatewaySpec, RateLimit, RouteSpec, Upstream};
@@ -25,7 +26,10 @@ pub fn validate(request: &Request) -> Verdict {
         "Gateway" => spec::<GatewaySpec>(request).and_then(|s| check_gateway(&s)),
         "Route" => spec::<RouteSpec>(request).and_then(|s| check_route(&s)),
         "Consumer" => spec::<ConsumerSpec>(request).and_then(|s| check_consumer(&s)),
-        "ConsumeRoute" => spec::<ConsumeRouteSpec>(request).and_then(|s| check_consume_route(&s)),
+        "ConsumeRoute" => spec::<ConsumeRouteSpec>(request).and_then(|s| {
+            check_consume_route(&s)?;
+            check_route_label(request.object().unwrap_or(&Value::Null), &s)
+        }),
         _ => Ok(()),
     };
     match result {
@@ -141,6 +145,18 @@ pub fn check_consume_route(spec: &ConsumeRouteSpec) -> Result<(), String> {
     match &spec.rate_limit {
         Some(limit) => check_rate_limit(limit).map_err(|e| format!("spec.rateLimit: {e}")),
         None => Ok(()),
+    }
+}
+
+/// The label [`crate::api::ROUTE_LABEL`], when a ConsumeRoute carries it, names its Route.
+fn check_route_label(object: &Value, spec: &ConsumeRouteSpec) -> Result<(), String> {
+    match object["metadata"]["labels"][crate::api::ROUTE_LABEL].as_str() {
+        Some(route) if route != spec.route_ref.name => Err(format!(
+            "label {}={route:?} must name spec.routeRef.name {:?} (or be left out)",
+            crate::api::ROUTE_LABEL,
+            spec.route_ref.name
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -446,6 +462,19 @@ mod tests {
                    "rateLimit": {"perSecond": 0}}),
         );
         assert!(denial(&verdict).contains("perSecond must be at least 1"));
+        let labelled = |route: &str| {
+            let object = json!({"apiVersion": "gateway.corbel.dev/v1alpha1", "kind": "ConsumeRoute",
+                "metadata": {"name": "x", "labels": {"gateway.corbel.dev/route": route}},
+                "spec": {"consumerRef": {"name": "c"}, "routeRef": {"name": "r"}}});
+            validate(
+                &Request::builder(Operation::Create, "ConsumeRoute")
+                    .group_version("gateway.corbel.dev", "v1alpha1")
+                    .object(object)
+                    .build(),
+            )
+        };
+        assert!(denial(&labelled("other")).contains("must name spec.routeRef.name"));
+        assert!(labelled("r").is_allowed());
     }
 
     #[test]

@@ -469,3 +469,10 @@ pub struct SimpleStatus {
 
 /// The conditions every plugin's kinds share (one schema for all CRDs).
 pub use corbel_sdk::crd::Condition;
+
+/// The label a ConsumeRoute may carry with the name of its Route (`spec.routeRef.name`): a
+/// Route's reconcile then finds its grants by label, without reading every ConsumeRoute of the
+/// namespace. Those without the label are still found (read by the does-not-exist selector), so
+/// it only makes reconciles cheaper; when present it must name the Route (admission refuses
+/// others).
+pub const ROUTE_LABEL: &str = "gateway.corbel.dev/route";

@@ -74,6 +74,10 @@ impl Cluster for HostCluster {
         resources::list(&gvk(kind), None, None)
     }
 
+    fn list_labelled(&self, kind: &str, selector: &str) -> Result<Vec<Value>, CapabilityError> {
+        resources::list(&gvk(kind), None, Some(selector))
+    }
+
     fn create(&self, object: &Value) -> Result<Value, CapabilityError> {
         resources::create(object)
     }

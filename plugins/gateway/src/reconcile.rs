@@ -39,6 +39,8 @@ pub const SNAPSHOT_KIND: &str = "XdsSnapshot";
 pub trait Cluster {
     fn get(&self, kind: &str, name: &str) -> Result<Option<Value>, CapabilityError>;
     fn list(&self, kind: &str) -> Result<Vec<Value>, CapabilityError>;
+    /// The objects of a kind matching a label selector (`key=value`, `!key`).
+    fn list_labelled(&self, kind: &str, selector: &str) -> Result<Vec<Value>, CapabilityError>;
     fn create(&self, object: &Value) -> Result<Value, CapabilityError>;
     fn update(&self, object: &Value) -> Result<Value, CapabilityError>;
     /// The data of a Secret of the namespace (the Kong admin token).
@@ -534,11 +536,22 @@ pub fn route(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconcil
             conflict.message.clone(),
         ));
     }
-    // Its grants: the ConsumeRoutes naming it, held by Consumers of its Gateway.
-    let grants: Vec<Named<api::ConsumeRouteSpec>> = all(cluster, "ConsumeRoute")?
-        .into_iter()
-        .filter(|g: &Named<api::ConsumeRouteSpec>| g.spec.route_ref.name == route.name)
-        .collect();
+    // Its grants: the ConsumeRoutes naming it, held by Consumers of its Gateway. Those labelled
+    // with their Route are found by label; those without the label are all read.
+    let mut grants: Vec<Named<api::ConsumeRouteSpec>> = Vec::new();
+    for selector in [
+        format!("{}={}", api::ROUTE_LABEL, route.name),
+        format!("!{}", api::ROUTE_LABEL),
+    ] {
+        grants.extend(
+            cluster
+                .list_labelled("ConsumeRoute", &selector)
+                .map_err(|e| capability("list ConsumeRoutes", e))?
+                .into_iter()
+                .filter_map(|object| named::<api::ConsumeRouteSpec>(&object))
+                .filter(|g| g.spec.route_ref.name == route.name),
+        );
+    }
     let mut holders = Vec::new();
     for grant in &grants {
         let consumer = cluster
@@ -573,6 +586,15 @@ mod tests {
     }
 
     impl Fake {
+        fn of_kind(&self, kind: &str) -> Vec<Value> {
+            self.objects
+                .borrow()
+                .iter()
+                .filter(|((k, _), _)| k == kind)
+                .map(|(_, v)| v.clone())
+                .collect()
+        }
+
         fn put(&self, object: Value) {
             let key = (
                 object["kind"].as_str().unwrap().to_string(),
@@ -592,12 +614,22 @@ mod tests {
         }
         fn list(&self, kind: &str) -> Result<Vec<Value>, CapabilityError> {
             self.listed.borrow_mut().push(kind.to_string());
+            Ok(self.of_kind(kind))
+        }
+        fn list_labelled(&self, kind: &str, selector: &str) -> Result<Vec<Value>, CapabilityError> {
+            self.listed.borrow_mut().push(format!("{kind} {selector}"));
+            let label =
+                |o: &Value, key: &str| o["metadata"]["labels"][key].as_str().map(String::from);
             Ok(self
-                .objects
-                .borrow()
-                .iter()
-                .filter(|((k, _), _)| k == kind)
-                .map(|(_, v)| v.clone())
+                .of_kind(kind)
+                .into_iter()
+                .filter(|o| match selector.strip_prefix('!') {
+                    Some(key) => label(o, key).is_none(),
+                    None => {
+                        let (key, value) = selector.split_once('=').unwrap();
+                        label(o, key).as_deref() == Some(value)
+                    }
+                })
                 .collect())
         }
         fn create(&self, object: &Value) -> Result<Value, CapabilityError> {
@@ -730,11 +762,34 @@ mod tests {
             "app-orders",
             json!({"consumerRef": {"name": "app"}, "routeRef": {"name": "orders"}}),
         ));
+        // Grants labelled with their Route are found by label, the others too.
+        fake.put(object(
+            "Consumer",
+            "billing",
+            json!({"gatewayRef": {"name": "public"}, "clientId": "billing-1"}),
+        ));
+        let mut labelled = object(
+            "ConsumeRoute",
+            "billing-orders",
+            json!({"consumerRef": {"name": "billing"}, "routeRef": {"name": "orders"}}),
+        );
+        labelled["metadata"]["labels"] = json!({"gateway.corbel.dev/route": "orders"});
+        fake.put(labelled.clone());
+        labelled["metadata"]["name"] = json!("billing-other");
+        labelled["metadata"]["labels"] = json!({"gateway.corbel.dev/route": "other"});
+        labelled["spec"]["routeRef"]["name"] = json!("other");
+        fake.put(labelled);
         let route = fake.get("Route", "orders").unwrap().unwrap();
         let outcome = super::route(&Object(route), &fake).unwrap();
         let status = outcome.status.unwrap_or_default();
         assert_eq!(status["url"], "http://127.0.0.1:10000/orders");
-        assert_eq!(status["consumers"][0]["clientId"], "app-1");
+        let ids: Vec<&str> = status["consumers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["clientId"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["app-1", "billing-1"]);
     }
 
     #[test]
@@ -760,7 +815,10 @@ mod tests {
         assert!(super::route(&Object(older), &fake).is_ok());
         assert_eq!(
             *fake.listed.borrow(),
-            ["ConsumeRoute"],
+            [
+                "ConsumeRoute gateway.corbel.dev/route=orders",
+                "ConsumeRoute !gateway.corbel.dev/route"
+            ],
             "a Route's reconcile reads its Gateway and its grants, not the Gateway's other Routes"
         );
 
