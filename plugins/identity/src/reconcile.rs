@@ -515,26 +515,8 @@ impl Delivered {
     }
 }
 
-/// RFC 3339 in UTC for `seconds` since the epoch (days to civil date: Howard Hinnant's method).
-pub fn rfc3339(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let rest = seconds % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
+/// RFC 3339 in UTC for `seconds` since the epoch (the SDK's, shared with the other controllers).
+pub use corbel_sdk::controller::rfc3339;
 
 /// The provider side of one Client: issue, check, forget credentials.
 struct Side<'a> {
