@@ -25,15 +25,43 @@ pub use key::ObjectKey;
 
 /// key → object JSON.
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
-/// resourceVersion → event JSON, the last `EVENT_RETENTION` writes.
+/// resourceVersion → event JSON, the last writes within the [`Retention`] limits.
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// "{owner uid}\n{dependent key}" → (), to find dependents when an owner goes.
 const OWNERS: TableDefinition<&str, ()> = TableDefinition::new("owners");
-/// "revision" (the last resourceVersion) and "compacted" (the oldest resumable one).
+/// "revision" (the last resourceVersion), "compacted" (the oldest resumable one) and
+/// "retained_bytes" (the size of the events kept).
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Events kept for watches to resume from; older resourceVersions get 410 Gone.
 pub const EVENT_RETENTION: u64 = 50_000;
+
+/// Bytes of events kept, whatever their number. An event carries the whole object, so a few
+/// large objects written often (an xDS snapshot of 1,000 routes is ~2 MB, rewritten on every
+/// change) would otherwise keep gigabytes on disk and in redb's cache: 200 changes of one such
+/// object grew the data directory to 649 MiB and the host to ~950 MiB RSS before this limit.
+pub const EVENT_RETENTION_BYTES: u64 = 64 * 1024 * 1024;
+
+/// redb's page cache. Its default (1 GiB) is sized for a database server; the host's working set
+/// is the objects plus the tail of the event log, and every page it caches is resident memory.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// How much of the event log the store keeps for watches to resume from: the last `events`
+/// writes, and no more than `bytes` of them (the newest event is always kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub events: u64,
+    pub bytes: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            events: EVENT_RETENTION,
+            bytes: EVENT_RETENTION_BYTES,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -138,15 +166,17 @@ impl Drop for Writer {
 impl Store {
     /// Opens (or creates) the store in `dir`. A store left by a crash opens with every committed write.
     pub fn open(dir: &Path) -> Result<Self> {
-        Self::open_with_retention(dir, EVENT_RETENTION)
+        Self::open_with_retention(dir, Retention::default())
     }
 
-    /// Like [`Store::open`], keeping the last `retention` events for watches to resume from.
-    pub fn open_with_retention(dir: &Path, retention: u64) -> Result<Self> {
+    /// Like [`Store::open`], keeping the event log within `retention` for watches to resume from.
+    pub fn open_with_retention(dir: &Path, retention: Retention) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Storage(format!("failed to create {}: {e}", dir.display())))?;
         let path = dir.join("corbel.redb");
-        let db = Database::create(&path)
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
             .map_err(|e| StoreError::Storage(format!("failed to open {}: {e}", path.display())))?;
         let txn = db.begin_write().map_err(storage)?;
         {
@@ -158,7 +188,7 @@ impl Store {
         txn.commit().map_err(storage)?;
         let db = Arc::new(db);
         let (events, _) = broadcast::channel(4096);
-        let (writes, thread) = writer::spawn(db.clone(), events.clone(), retention.max(1))?;
+        let (writes, thread) = writer::spawn(db.clone(), events.clone(), retention)?;
         Ok(Self {
             db,
             writer: Arc::new(Writer {

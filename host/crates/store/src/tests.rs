@@ -317,7 +317,11 @@ async fn survives_a_reopen_with_every_committed_write() {
 #[tokio::test]
 async fn a_watch_from_before_the_retained_log_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_with_retention(dir.path(), 3).unwrap();
+    let retention = Retention {
+        events: 3,
+        ..Retention::default()
+    };
+    let store = Store::open_with_retention(dir.path(), retention).unwrap();
     for i in 0..6 {
         store
             .create(widget("a", &i.to_string()), json!({}))
@@ -334,5 +338,62 @@ async fn a_watch_from_before_the_retained_log_is_gone() {
         resumed.recv().await.unwrap().rv,
         4,
         "the retained tail is replayed"
+    );
+}
+
+/// Changes the spec of the big widget, one more event of its full size.
+async fn rewrite(store: &Store, n: Value) {
+    let mut object = store.get(&widget("a", "big")).unwrap();
+    object["spec"]["n"] = n;
+    let mode = UpdateMode::Main {
+        status_subresource: false,
+    };
+    store
+        .update(widget("a", "big"), object, mode)
+        .await
+        .unwrap();
+}
+
+/// A large object rewritten often must not keep its every version: the byte limit drops old
+/// events even when their number is far below the event limit, keeps the newest, and holds
+/// across a reopen.
+#[tokio::test]
+async fn the_event_log_keeps_within_its_byte_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let retention = Retention {
+        events: 1_000,
+        bytes: 64 * 1024,
+    };
+    let big = "x".repeat(20 * 1024);
+    let prefix = ObjectKey::prefix("example.com", "widgets", None);
+    {
+        let store = Store::open_with_retention(dir.path(), retention).unwrap();
+        store
+            .create(widget("a", "big"), json!({"spec": {"blob": big}}))
+            .await
+            .unwrap();
+        for i in 0..9 {
+            rewrite(&store, json!(i)).await;
+        }
+        // 10 events of ~20 KiB each: only the last three fit in 64 KiB.
+        match store.watch(prefix.clone(), 6) {
+            Err(StoreError::Gone { oldest, .. }) => assert_eq!(oldest, 7),
+            other => panic!("expected Gone, got {:?}", other.map(|_| ())),
+        }
+        let mut tail = store.watch(prefix.clone(), 7).unwrap();
+        assert_eq!(
+            tail.recv().await.unwrap().rv,
+            8,
+            "the kept tail is replayed"
+        );
+    }
+    let store = Store::open_with_retention(dir.path(), retention).unwrap();
+    rewrite(&store, json!("again")).await;
+    assert!(
+        matches!(
+            store.watch(prefix.clone(), 7),
+            Err(StoreError::Gone { oldest: 8, .. })
+        ),
+        "the count of kept bytes survives a reopen"
     );
 }

@@ -9,8 +9,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
 use super::{
-    EVENTS, Event, EventType, META, OBJECTS, OWNERS, ObjectKey, Op, Reply, Result, StoreError,
-    UpdateMode, storage,
+    EVENTS, Event, EventType, META, OBJECTS, OWNERS, ObjectKey, Op, Reply, Result, Retention,
+    StoreError, UpdateMode, storage,
 };
 
 /// One write and where its answer goes.
@@ -24,7 +24,7 @@ const MAX_CASCADE_DEPTH: usize = 32;
 pub(super) fn spawn(
     db: Arc<Database>,
     events: broadcast::Sender<Arc<Event>>,
-    retention: u64,
+    retention: Retention,
 ) -> Result<(SyncSender<Request>, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
     let thread = std::thread::Builder::new()
@@ -38,7 +38,7 @@ fn run(
     db: &Database,
     rx: &Receiver<Request>,
     events: &broadcast::Sender<Arc<Event>>,
-    retention: u64,
+    retention: Retention,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -93,8 +93,10 @@ struct Txn<'a> {
     meta: Table<'a, &'static str, u64>,
     revision: u64,
     compacted: u64,
-    /// Events kept for watches to resume from.
-    retention: u64,
+    /// The size of the events kept.
+    retained_bytes: u64,
+    /// How much of the event log is kept for watches to resume from.
+    retention: Retention,
     emitted: &'a mut Vec<Event>,
 }
 
@@ -161,7 +163,7 @@ impl<'a> Txn<'a> {
     fn open(
         txn: &'a redb::WriteTransaction,
         emitted: &'a mut Vec<Event>,
-        retention: u64,
+        retention: Retention,
     ) -> Result<Self> {
         let meta = txn.open_table(META).map_err(storage)?;
         let revision = meta
@@ -174,6 +176,13 @@ impl<'a> Txn<'a> {
             .map_err(storage)?
             .map(|v| v.value())
             .unwrap_or(0);
+        // Stores written before the byte limit have no count: their events are then dropped by
+        // number only, until the first ones counted reach the limit.
+        let retained_bytes = meta
+            .get("retained_bytes")
+            .map_err(storage)?
+            .map(|v| v.value())
+            .unwrap_or(0);
         Ok(Self {
             objects: txn.open_table(OBJECTS).map_err(storage)?,
             events: txn.open_table(EVENTS).map_err(storage)?,
@@ -181,6 +190,7 @@ impl<'a> Txn<'a> {
             meta,
             revision,
             compacted,
+            retained_bytes,
             retention,
             emitted,
         })
@@ -192,6 +202,9 @@ impl<'a> Txn<'a> {
             .map_err(storage)?;
         self.meta
             .insert("compacted", self.compacted)
+            .map_err(storage)?;
+        self.meta
+            .insert("retained_bytes", self.retained_bytes)
             .map_err(storage)?;
         Ok(())
     }
@@ -237,11 +250,17 @@ impl<'a> Txn<'a> {
         self.events
             .insert(self.revision, bytes.as_slice())
             .map_err(storage)?;
-        if self.revision > self.retention {
-            let oldest = self.revision - self.retention;
-            while self.compacted < oldest {
-                self.compacted += 1;
-                self.events.remove(self.compacted).map_err(storage)?;
+        self.retained_bytes += bytes.len() as u64;
+        // Drop from the oldest end until both limits hold; the newest event always stays.
+        let keep = self.retention.events.max(1);
+        while self.compacted + 1 < self.revision
+            && (self.revision - self.compacted > keep || self.retained_bytes > self.retention.bytes)
+        {
+            self.compacted += 1;
+            if let Some(dropped) = self.events.remove(self.compacted).map_err(storage)? {
+                self.retained_bytes = self
+                    .retained_bytes
+                    .saturating_sub(dropped.value().len() as u64);
             }
         }
         self.emitted.push(event);
