@@ -47,3 +47,53 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod examples {
+    use std::path::Path;
+
+    use serde::Deserialize;
+
+    use crate::api::{ApiExposureSpec, ApiSubscriptionSpec, ApplicationSpec};
+    use crate::settings::Settings;
+
+    fn example(file: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/examples/api-management")
+            .join(file);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn the_example_objects_fit_the_types() {
+        let text = example("teams.yaml");
+        let mut kinds = Vec::new();
+        for document in serde_yaml_ng::Deserializer::from_str(&text) {
+            let object = serde_json::Value::deserialize(document).unwrap();
+            let spec = object["spec"].clone();
+            let kind = object["kind"].as_str().unwrap().to_owned();
+            match kind.as_str() {
+                "ApiExposure" => drop(serde_json::from_value::<ApiExposureSpec>(spec).unwrap()),
+                "Application" => drop(serde_json::from_value::<ApplicationSpec>(spec).unwrap()),
+                "ApiSubscription" => {
+                    drop(serde_json::from_value::<ApiSubscriptionSpec>(spec).unwrap())
+                }
+                other => panic!("unexpected kind {other}"),
+            }
+            kinds.push(kind);
+        }
+        assert_eq!(kinds, ["ApiExposure", "Application", "ApiSubscription"]);
+    }
+
+    #[test]
+    fn the_example_configuration_has_valid_settings() {
+        let config: serde_json::Value =
+            serde_yaml_ng::from_str(&example("corbel-api.yaml")).unwrap();
+        let controller = &config["controllers"][0]["settings"];
+        let settings: Settings = serde_json::from_value(controller.clone()).unwrap();
+        assert_eq!(settings.check(), Ok(()));
+        assert_eq!(settings.team_of("orders"), "orders");
+        let binding = &config["bindings"][1]["settings"];
+        serde_json::from_value::<Settings>(binding.clone()).unwrap();
+    }
+}
