@@ -48,9 +48,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use corbel::admission::bindings::{BindingSet, Entry};
-use corbel::admission::{
-    self, AdmissionReview, Binding, FailurePolicy, Mode, NativePolicy, Request, Verdict,
-};
+use corbel::admission::{self, AdmissionReview, Binding, Mode, NativePolicy, Request, Verdict};
 use corbel::runtime::bindings::latest as wit;
 use corbel::runtime::{Call, Limits, LogContext, Runtime, RuntimeConfig};
 use kube_core::DynamicObject;
@@ -666,12 +664,8 @@ fn run() -> anyhow::Result<()> {
     let plugin = Arc::new(runtime.load_file(&opts.plugin)?);
     let compile = compile.elapsed();
     let wasm = Arc::new(bench_rt.block_on(Binding::new(
-        WASM,
         plugin.clone(),
-        &settings,
-        Mode::Validate,
-        Limits::default(),
-        FailurePolicy::Fail,
+        admission::Spec::new(WASM, &settings, Mode::Validate),
     ))?);
     let native = Arc::new(Binding::native(
         NATIVE,

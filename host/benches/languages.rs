@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corbel::admission::{self, AdmissionReview, Binding, FailurePolicy, Mode, Request};
+use corbel::admission::{self, AdmissionReview, Binding, Mode, Request};
 use corbel::runtime::{Limits, LogContext, Runtime, RuntimeConfig};
 use kube_core::DynamicObject;
 use wasmtime::component::Component;
@@ -142,12 +142,8 @@ async fn main() {
         let instantiate = mean(started.elapsed(), iterations);
 
         let binding = Binding::new(
-            "bench",
             plugin.clone(),
-            &settings,
-            Mode::Validate,
-            Limits::default(),
-            FailurePolicy::Fail,
+            admission::Spec::new("bench", &settings, Mode::Validate),
         )
         .await
         .unwrap();

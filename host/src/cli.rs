@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use kube_core::DynamicObject;
 
 use crate::admission::bindings::BindingSet;
-use crate::admission::{self, AdmissionReview, Binding, FailurePolicy, Mode};
+use crate::admission::{self, AdmissionReview, Binding, Mode};
 use crate::api::{self, AppState};
 use crate::config::{Config, RegistryConfig, parse_quantity};
 use crate::registry::plugins::Loader;
@@ -702,15 +702,11 @@ async fn eval(
     let loaded = Loader::for_files(&RegistryConfig::default().cache_dir())
         .load(&runtime, &plugin)
         .map_err(|e| anyhow::anyhow!("failed to load {}: {e}", plugin.display()))?;
-    let binding = Binding::new(
-        "eval",
-        Arc::new(loaded),
-        &settings,
-        mode,
+    let spec = admission::Spec {
         limits,
-        FailurePolicy::Fail,
-    )
-    .await?;
+        ..admission::Spec::new("eval", &settings, mode)
+    };
+    let binding = Binding::new(Arc::new(loaded), spec).await?;
     let verdict = admission::evaluate(&binding, &request)
         .await
         .map_err(|e| anyhow::anyhow!("plugin {} {e}", binding.plugin.name()))?;

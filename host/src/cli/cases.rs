@@ -16,10 +16,10 @@ use kube_core::DynamicObject;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::admission::{self, AdmissionReview, Binding, BindingError, FailurePolicy, Mode};
+use crate::admission::{self, AdmissionReview, Binding, BindingError, Mode};
 use crate::config::RegistryConfig;
 use crate::registry::plugins::Loader;
-use crate::runtime::{Limits, Plugin, Runtime, RuntimeConfig};
+use crate::runtime::{Plugin, Runtime, RuntimeConfig};
 
 /// The suite file's name inside DIR.
 pub(crate) const SUITE_FILE: &str = "corbel-test.yaml";
@@ -251,12 +251,8 @@ async fn check(
         .unwrap_or_else(|| Value::Object(Default::default()));
     let mode = case.mode.or(suite.mode).unwrap_or(Mode::Validate);
     let outcome = match Binding::new(
-        "test",
         plugin.clone(),
-        &settings,
-        mode,
-        Limits::default(),
-        FailurePolicy::Fail,
+        admission::Spec::new("test", &settings, mode),
     )
     .await
     {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 
-use super::{Binding, FailurePolicy, Mode};
+use super::{Binding, FailurePolicy, Mode, Spec};
 use crate::config::BindingConfig;
 use corbel_registry::plugins::Loader;
 use corbel_runtime::{Limits, Plugin, Runtime};
@@ -261,16 +261,14 @@ async fn bind(
                 timeout: config.timeout,
                 memory: config.memory_limit,
             };
-            match Binding::new(
-                &config.name,
-                plugin,
-                &settings,
-                config.mode,
+            let spec = Spec {
+                name: &config.name,
+                settings: &settings,
+                mode: config.mode,
                 limits,
-                config.failure_policy,
-            )
-            .await
-            {
+                failure_policy: config.failure_policy,
+            };
+            match Binding::new(plugin, spec).await {
                 Ok(binding) => Entry::Loaded(Arc::new(binding)),
                 Err(e) => failed(e.to_string()),
             }

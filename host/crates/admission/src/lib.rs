@@ -122,16 +122,40 @@ pub enum BindingError {
     },
 }
 
+/// What a binding is besides its plugin: read from a [`config::BindingConfig`] by the binding set
+/// ([`bindings`]), or given by `corbel eval` and `corbel test`.
+#[derive(Debug, Clone)]
+pub struct Spec<'a> {
+    pub name: &'a str,
+    pub settings: &'a serde_json::Value,
+    pub mode: Mode,
+    pub limits: Limits,
+    pub failure_policy: FailurePolicy,
+}
+
+impl<'a> Spec<'a> {
+    /// A binding with the default limits and failure policy (`Fail`).
+    pub fn new(name: &'a str, settings: &'a serde_json::Value, mode: Mode) -> Self {
+        Self {
+            name,
+            settings,
+            mode,
+            limits: Limits::default(),
+            failure_policy: FailurePolicy::default(),
+        }
+    }
+}
+
 impl Binding {
     /// Makes a binding from a loaded plugin, calling `validate-settings` first.
-    pub async fn new(
-        name: &str,
-        plugin: Arc<Plugin>,
-        settings: &serde_json::Value,
-        mode: Mode,
-        limits: Limits,
-        failure_policy: FailurePolicy,
-    ) -> Result<Self, BindingError> {
+    pub async fn new(plugin: Arc<Plugin>, spec: Spec<'_>) -> Result<Self, BindingError> {
+        let Spec {
+            name,
+            settings,
+            mode,
+            limits,
+            failure_policy,
+        } = spec;
         let log = Arc::new(LogContext {
             binding: name.to_owned(),
             plugin: plugin.name().to_owned(),
