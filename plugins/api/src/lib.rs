@@ -18,9 +18,9 @@ pub mod crd;
 pub mod reconcile;
 pub mod settings;
 
-/// The controller's manifest. Owned objects reconcile their owner: a Client's, Route's,
-/// Approval's or ConsumeRoute's status reaches the Application, exposure or subscription that
-/// made it. A subscription's Application is in another namespace, which watches do not cross,
+/// The controller's manifest. Owned objects reconcile their owner: a Client's, Approval's or
+/// ConsumeRoute's status reaches the Application or subscription that made it, and a Route's
+/// conditions and URL the exposure of the same name. A subscription's Application is in another namespace, which watches do not cross,
 /// so subscriptions look again every `resyncSeconds`; an exposure change reconciles nothing
 /// else either (they are found by base path), and is noticed the same way.
 pub const MANIFEST: &str = r#"
@@ -31,8 +31,11 @@ reconciles:
       - {apiVersion: identity.corbel.dev/v1alpha1, kind: Client}
   - apiVersion: api.corbel.dev/v1alpha1
     kind: ApiExposure
-    owns:
-      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Route}
+    # Its Route (same name, owned) is watched rather than listed under owns, so that only what
+    # the exposure reads of it (conditions, url) reconciles it, not every grant's change to the
+    # Route's consumers.
+    watches:
+      - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Route, parentField: metadata.name, statusFields: [conditions, url]}
   - apiVersion: api.corbel.dev/v1alpha1
     kind: ApiSubscription
     owns:
