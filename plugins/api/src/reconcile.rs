@@ -23,6 +23,8 @@ use crate::settings::Settings;
 
 pub const IDENTITY: &str = "identity.corbel.dev/v1alpha1";
 pub const GATEWAY: &str = "gateway.corbel.dev/v1alpha1";
+/// The label a gateway Route's reconcile selects its grants by (the gateway plugin's `ROUTE_LABEL`).
+pub const ROUTE_LABEL: &str = "gateway.corbel.dev/route";
 
 /// The objects a reconcile reads and writes. `namespace` `None` is the reconciled object's.
 pub trait Cluster {
@@ -73,7 +75,23 @@ fn ensure(cluster: &dyn Cluster, desired: Value) -> Result<Value, ReconcileError
                     desired["spec"].get(k).is_some() || !owned_field(kind, k) || v.is_null()
                 });
             }
-            if spec == existing["spec"] {
+            // Labels the owner sets are kept set (others' labels are left alone).
+            let missing: Vec<(&String, &Value)> = desired["metadata"]["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(key, value)| {
+                    existing["metadata"]["labels"].get(key.as_str()) != Some(value)
+                })
+                .collect();
+            let labels_changed = !missing.is_empty();
+            if labels_changed && !existing["metadata"]["labels"].is_object() {
+                existing["metadata"]["labels"] = json!({});
+            }
+            for (key, value) in missing {
+                existing["metadata"]["labels"][key] = value.clone();
+            }
+            if spec == existing["spec"] && !labels_changed {
                 return Ok(existing);
             }
             existing["spec"] = spec;
@@ -380,7 +398,10 @@ pub fn subscription(
     }
     ensure(
         cluster,
-        json!({"apiVersion": GATEWAY, "kind": "ConsumeRoute", "metadata": {"name": name},
+        // The Route's label lets the Route's reconcile find its grants by selector instead of
+        // reading every grant of the namespace (docs/gateway.md, "How the work is split").
+        json!({"apiVersion": GATEWAY, "kind": "ConsumeRoute",
+               "metadata": {"name": name, "labels": {ROUTE_LABEL: exposure_name}},
                "spec": {"consumerRef": {"name": name}, "routeRef": {"name": exposure_name}}}),
     )?;
     Ok(Outcome::default()
@@ -546,6 +567,10 @@ mod tests {
         let grant = fake.find("ConsumeRoute", "checkout-orders").unwrap();
         assert_eq!(grant["spec"]["routeRef"]["name"], "orders-api");
         assert_eq!(grant["spec"]["consumerRef"]["name"], "checkout-orders");
+        assert_eq!(
+            grant["metadata"]["labels"][ROUTE_LABEL], "orders-api",
+            "the grant carries its Route's label, for the Route's selector"
+        );
 
         approval["spec"]["decisions"] = json!([{"decision": "Grant", "by": "alice"}, {"decision": "Suspend", "by": "bob", "reason": "audit"}]);
         fake.put("orders", approval);
