@@ -34,7 +34,8 @@
 //!
 //! Environment: `CORBEL_BENCH_ROUNDS` (3), `CORBEL_BENCH_SECONDS` (10), `CORBEL_BENCH_WARMUP` (2),
 //! `CORBEL_BENCH_RATE` (1000), `CORBEL_BENCH_CONNECTIONS` (16), `CORBEL_BENCH_SERVER_CPU` (the
-//! last CPU), `CORBEL_BENCH_CLIENT_CPU` (CPU 0), `CORBEL_BENCH_ONLY` (`corbel` or `native`: run only
+//! last CPU), `CORBEL_BENCH_CLIENT_CPU` (CPU 0), `CORBEL_BENCH_NICE` (unset; e.g. `-10` runs the
+//! server and oha under `nice -n -10`, root only), `CORBEL_BENCH_ONLY` (`corbel` or `native`: run only
 //! that server, e.g. under `perf`), `CORBEL_BENCH_HOLD` (seconds to keep each server up after its
 //! closed loop with its pid printed, for attaching a profiler to a second load), `OHA` (the load
 //! generator; default `target/toolchains/oha/bin/oha`), `CORBEL_BIN`, `CORBEL_PLUGINS`.
@@ -135,6 +136,7 @@ struct Setup {
     review: Value,
     server_cpu: String,
     client_cpu: String,
+    nice: Option<String>,
     seconds: u64,
     warmup: u64,
     rate: u64,
@@ -184,13 +186,27 @@ impl Setup {
         path
     }
 
+    /// `taskset -c CPU`, under `nice -n CORBEL_BENCH_NICE` when that is set (a negative value
+    /// gives the server and oha the larger share of their cores against other work).
+    fn pinned(&self, cpu: &str) -> Command {
+        let mut command = match &self.nice {
+            Some(nice) => {
+                let mut command = Command::new("nice");
+                command.args(["-n", nice, "taskset"]);
+                command
+            }
+            None => Command::new("taskset"),
+        };
+        command.args(["-c", cpu]);
+        command
+    }
+
     /// Spawns a server pinned to the server CPU and waits for its address file.
     fn spawn(&self, kind: Kind, config: Option<&Path>) -> Running {
         let address_file = self.dir.join(format!("{}.address", kind.name()));
         let _ = std::fs::remove_file(&address_file);
         let log = std::fs::File::create(self.dir.join(format!("{}.log", kind.name()))).unwrap();
-        let mut command = Command::new("taskset");
-        command.args(["-c", &self.server_cpu]);
+        let mut command = self.pinned(&self.server_cpu);
         match kind {
             Kind::Corbel => {
                 command
@@ -301,9 +317,8 @@ impl Setup {
 
     /// Runs oha pinned to the client CPU against a server; its JSON summary.
     fn oha(&self, server: &Running, seconds: u64, rate: Option<u64>) -> Value {
-        let mut command = Command::new("taskset");
+        let mut command = self.pinned(&self.client_cpu);
         command
-            .args(["-c", &self.client_cpu])
             .arg(&self.oha)
             .args([
                 "--no-tui",
@@ -502,6 +517,7 @@ async fn run() {
         review,
         server_cpu: std::env::var("CORBEL_BENCH_SERVER_CPU").unwrap_or((cpus - 1).to_string()),
         client_cpu: std::env::var("CORBEL_BENCH_CLIENT_CPU").unwrap_or("0".into()),
+        nice: std::env::var("CORBEL_BENCH_NICE").ok(),
         seconds: env_u64("CORBEL_BENCH_SECONDS", 10),
         warmup: env_u64("CORBEL_BENCH_WARMUP", 2),
         rate: env_u64("CORBEL_BENCH_RATE", 1000),
@@ -513,14 +529,22 @@ async fn run() {
     let only = std::env::var("CORBEL_BENCH_ONLY").ok();
     let runs = |kind: Kind| only.as_deref().is_none_or(|o| o == kind.name());
     println!(
-        "webhook on one core: server on CPU {}, oha on CPU {}, {} connections, HTTP/1.1 keep-alive, \
-         {}-byte Pod review, {} s per phase, {} rounds",
+        "webhook on one core: server on CPU {}, oha on CPU {}, nice {}, {} connections, HTTP/1.1 \
+         keep-alive, {}-byte Pod review, {} s per phase, {} rounds",
         setup.server_cpu,
         setup.client_cpu,
+        setup.nice.as_deref().unwrap_or("0"),
         setup.connections,
         compact.len(),
         setup.seconds,
         rounds
+    );
+
+    println!(
+        "load average at the start: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
     );
 
     // Development certificates and a cold start: the first start makes the CA and the serving

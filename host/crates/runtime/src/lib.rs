@@ -34,8 +34,12 @@ use crate::capabilities::{CallContext, http::Hooks};
 /// Bytes of each memory and table slot kept resident between sandboxes (see `Runtime::new`).
 const KEEP_RESIDENT: usize = 1 << 20;
 
-/// How often the engine's epoch advances: the granularity of timeouts.
-const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// How often the engine's epoch advances: the granularity of timeouts and of a long call's yields
+/// to the executor. Each tick wakes the ticker thread, which costs 17-27 µs of CPU on a virtual
+/// machine and, on a server pinned to one core, preempts the request being served: at 1 ms that
+/// was 16-20 µs per request at 1,000 req/s (docs/benchmarks.md, the one-core webhook). 10 ms (as
+/// Spin's default) keeps timeouts exact to about 10 ms at a tenth of the cost.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Engine-wide settings, fixed for the life of the process.
 #[derive(Debug, Clone)]
