@@ -14,7 +14,8 @@
 //! 3. HTTPS keep-alive round trips against the real server (`api::serve` on 127.0.0.1): (a) open
 //!    loop at a fixed rate, latency measured from the scheduled send time; (b) closed loop at a
 //!    fixed number of connections: the maximum throughput;
-//! 4. the same 2 and 3 for a native Rust policy behind the same server (`NativePolicy`);
+//! 4. the same 2 and 3 for a native Rust policy behind the same server (`NativeRequireLabels`, an
+//!    `admission::Policy` like a loaded plugin, so it takes the same evaluation path);
 //! 5. the Wasm/native ratios and a pass/fail line per target.
 //!
 //! Wasm and native phases run interleaved A-B-B-A (each phase split in two halves), so that drift
@@ -48,7 +49,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use corbel::admission::bindings::{BindingSet, Entry};
-use corbel::admission::{self, AdmissionReview, Binding, Mode, NativePolicy, Request, Verdict};
+use corbel::admission::{
+    self, AdmissionReview, Binding, Mode, Policy, PolicyFuture, Request, Verdict,
+};
 use corbel::runtime::bindings::latest as wit;
 use corbel::runtime::{Call, Limits, LogContext, Runtime, RuntimeConfig};
 use kube_core::DynamicObject;
@@ -121,63 +124,88 @@ struct Settings {
 #[derive(Debug)]
 struct NativeRequireLabels;
 
-impl NativePolicy for NativeRequireLabels {
+impl Policy for NativeRequireLabels {
     fn name(&self) -> &str {
         NATIVE
     }
 
-    fn admit(
-        &self,
-        _call: Call,
-        request: &wit::AdmissionRequest,
-        settings: &str,
-    ) -> Result<wit::AdmissionResponse, String> {
-        let settings: Settings =
-            serde_json::from_str(settings).map_err(|e| format!("invalid settings: {e}"))?;
-        let allow = wit::AdmissionResponse {
-            allowed: true,
-            message: None,
-            code: None,
-            warnings: Vec::new(),
-            mutated_object: None,
-        };
-        if !matches!(
-            request.operation,
-            wit::Operation::Create | wit::Operation::Update
-        ) {
-            return Ok(allow);
-        }
-        // The subject: the new object, or the old one when there is none (as the SDK does).
-        let subject: Option<serde_json::Value> = request
-            .object
-            .as_deref()
-            .or(request.old_object.as_deref())
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| format!("the request's object is not JSON: {e}"))?;
-        let labels = subject
-            .as_ref()
-            .and_then(|o| o.get("metadata"))
-            .and_then(|m| m.get("labels"))
-            .and_then(|l| l.as_object());
-        let missing: Vec<&str> = settings
-            .labels
-            .iter()
-            .filter(|l| {
-                !labels
-                    .is_some_and(|present| present.get(l.as_str()).is_some_and(|v| v.is_string()))
-            })
-            .map(String::as_str)
-            .collect();
-        if missing.is_empty() {
-            return Ok(allow);
-        }
-        Ok(wit::AdmissionResponse {
-            allowed: false,
-            message: Some(format!("missing required labels: {}", missing.join(", "))),
-            ..allow
-        })
+    fn wit_version(&self) -> &str {
+        "native"
     }
+
+    fn validate_settings<'a>(
+        &'a self,
+        settings: &'a String,
+        _limits: Limits,
+        _log: &'a Arc<LogContext>,
+    ) -> PolicyFuture<'a, Result<(), String>> {
+        let valid = serde_json::from_str::<Settings>(settings)
+            .map(drop)
+            .map_err(|e| format!("invalid settings: {e}"));
+        Box::pin(std::future::ready(Ok(valid)))
+    }
+
+    fn admit<'a>(
+        &'a self,
+        _call: Call,
+        request: &'a wit::AdmissionRequest,
+        settings: &'a String,
+        _limits: Limits,
+        _log: &'a Arc<LogContext>,
+    ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>> {
+        Box::pin(std::future::ready(Ok(require_labels(request, settings))))
+    }
+}
+
+/// The check itself, as the plugin does it.
+fn require_labels(
+    request: &wit::AdmissionRequest,
+    settings: &str,
+) -> Result<wit::AdmissionResponse, String> {
+    let settings: Settings =
+        serde_json::from_str(settings).map_err(|e| format!("invalid settings: {e}"))?;
+    let allow = wit::AdmissionResponse {
+        allowed: true,
+        message: None,
+        code: None,
+        warnings: Vec::new(),
+        mutated_object: None,
+    };
+    if !matches!(
+        request.operation,
+        wit::Operation::Create | wit::Operation::Update
+    ) {
+        return Ok(allow);
+    }
+    // The subject: the new object, or the old one when there is none (as the SDK does).
+    let subject: Option<serde_json::Value> = request
+        .object
+        .as_deref()
+        .or(request.old_object.as_deref())
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| format!("the request's object is not JSON: {e}"))?;
+    let labels = subject
+        .as_ref()
+        .and_then(|o| o.get("metadata"))
+        .and_then(|m| m.get("labels"))
+        .and_then(|l| l.as_object());
+    let missing: Vec<&str> = settings
+        .labels
+        .iter()
+        .filter(|l| {
+            !labels.is_some_and(|present| present.get(l.as_str()).is_some_and(|v| v.is_string()))
+        })
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        return Ok(allow);
+    }
+    Ok(wit::AdmissionResponse {
+        allowed: false,
+        message: Some(format!("missing required labels: {}", missing.join(", "))),
+        ..allow
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,12 +695,10 @@ fn run() -> anyhow::Result<()> {
         plugin.clone(),
         admission::Spec::new(WASM, &settings, Mode::Validate),
     ))?);
-    let native = Arc::new(Binding::native(
-        NATIVE,
+    let native = Arc::new(bench_rt.block_on(Binding::new(
         Arc::new(NativeRequireLabels),
-        &settings,
-        Mode::Validate,
-    ));
+        admission::Spec::new(NATIVE, &settings, Mode::Validate),
+    ))?);
     println!(
         "plugin:    {} ({} KiB, corbel:plugin@{}), compiled in {:.2} s; settings {settings}",
         opts.plugin

@@ -1,8 +1,10 @@
 //! Admission: one AdmissionRequest through one binding. This module knows nothing of HTTP; the
-//! webhook server, `corbel eval` (and the embedded API's inline admission) all call [`admit`].
+//! webhook server ([`answer`]) and the embedded API's inline admission ([`decide`]) both go
+//! through [`decide`]; `corbel eval` and `corbel test` call [`evaluate`].
 //!
-//! [`evaluate`] runs the plugin and checks what it returned; [`admit`] applies the binding's
-//! failure policy to evaluation errors and builds the AdmissionResponse.
+//! [`evaluate`] runs the plugin and checks what it returned; [`decide`] applies the binding's
+//! failure policy to evaluation errors (and to a binding that is not loaded); [`answer`] writes
+//! the decision as the AdmissionResponse.
 
 pub mod bindings;
 pub mod config;
@@ -59,42 +61,70 @@ pub enum FailurePolicy {
     Ignore,
 }
 
-/// A policy implemented in Rust inside the host, answering through exactly the same evaluation
-/// path as a plugin (same request conversion, same output checks). It exists so that benchmarks can
-/// measure a native baseline behind the same server; it is not a way to ship policies.
-#[doc(hidden)]
-pub trait NativePolicy: Send + Sync + std::fmt::Debug {
+/// A future a [`Policy`] returns, boxed so that the trait stays object-safe.
+pub type PolicyFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SandboxError>> + Send + 'a>>;
+
+/// What answers a binding's requests. In production this is always a loaded [`Plugin`]; the trait
+/// exists so that a benchmark can put a native baseline behind exactly the same evaluation path
+/// (same request conversion, same output checks, same server) without admission knowing of it.
+pub trait Policy: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &str;
-    fn admit(
-        &self,
+    /// The `corbel:plugin` version the policy was built against.
+    fn wit_version(&self) -> &str;
+    /// `Ok(Err(message))` when the policy refuses the settings.
+    #[allow(
+        clippy::ptr_arg,
+        reason = "the settings as Plugin takes them, with no copy"
+    )]
+    fn validate_settings<'a>(
+        &'a self,
+        settings: &'a String,
+        limits: Limits,
+        log: &'a Arc<LogContext>,
+    ) -> PolicyFuture<'a, Result<(), String>>;
+    /// `Ok(Err(message))` when the policy returned an error instead of an answer.
+    #[allow(
+        clippy::ptr_arg,
+        reason = "the settings as Plugin takes them, with no copy"
+    )]
+    fn admit<'a>(
+        &'a self,
         call: Call,
-        request: &wit::AdmissionRequest,
-        settings: &str,
-    ) -> Result<wit::AdmissionResponse, String>;
+        request: &'a wit::AdmissionRequest,
+        settings: &'a String,
+        limits: Limits,
+        log: &'a Arc<LogContext>,
+    ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>>;
 }
 
-/// What answers a binding's requests.
-#[derive(Debug, Clone)]
-pub enum Source {
-    Wasm(Arc<Plugin>),
-    #[doc(hidden)]
-    Native(Arc<dyn NativePolicy>),
-}
-
-impl Source {
-    pub fn name(&self) -> &str {
-        match self {
-            Source::Wasm(plugin) => plugin.name(),
-            Source::Native(native) => native.name(),
-        }
+impl Policy for Plugin {
+    fn name(&self) -> &str {
+        Plugin::name(self)
     }
 
-    /// The `corbel:plugin` version the plugin was built against (`native` for a native policy).
-    pub fn wit_version(&self) -> &str {
-        match self {
-            Source::Wasm(plugin) => plugin.wit_version(),
-            Source::Native(_) => "native",
-        }
+    fn wit_version(&self) -> &str {
+        Plugin::wit_version(self)
+    }
+
+    fn validate_settings<'a>(
+        &'a self,
+        settings: &'a String,
+        limits: Limits,
+        log: &'a Arc<LogContext>,
+    ) -> PolicyFuture<'a, Result<(), String>> {
+        Box::pin(Plugin::validate_settings(self, settings, limits, log))
+    }
+
+    fn admit<'a>(
+        &'a self,
+        call: Call,
+        request: &'a wit::AdmissionRequest,
+        settings: &'a String,
+        limits: Limits,
+        log: &'a Arc<LogContext>,
+    ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>> {
+        Box::pin(Plugin::admit(self, call, request, settings, limits, log))
     }
 }
 
@@ -102,7 +132,7 @@ impl Source {
 #[derive(Debug)]
 pub struct Binding {
     pub name: String,
-    pub plugin: Source,
+    pub plugin: Arc<dyn Policy>,
     /// The settings as JSON text, passed to every call.
     pub settings: String,
     pub mode: Mode,
@@ -147,8 +177,8 @@ impl<'a> Spec<'a> {
 }
 
 impl Binding {
-    /// Makes a binding from a loaded plugin, calling `validate-settings` first.
-    pub async fn new(plugin: Arc<Plugin>, spec: Spec<'_>) -> Result<Self, BindingError> {
+    /// Makes a binding from a loaded plugin (or any [`Policy`]), calling `validate-settings` first.
+    pub async fn new(plugin: Arc<dyn Policy>, spec: Spec<'_>) -> Result<Self, BindingError> {
         let Spec {
             name,
             settings,
@@ -178,35 +208,13 @@ impl Binding {
         }
         Ok(Self {
             name: name.to_owned(),
-            plugin: Source::Wasm(plugin),
+            plugin,
             settings,
             mode,
             limits,
             failure_policy,
             log,
         })
-    }
-
-    #[doc(hidden)]
-    pub fn native(
-        name: &str,
-        policy: Arc<dyn NativePolicy>,
-        settings: &serde_json::Value,
-        mode: Mode,
-    ) -> Self {
-        let log = Arc::new(LogContext {
-            binding: name.to_owned(),
-            plugin: policy.name().to_owned(),
-        });
-        Self {
-            name: name.to_owned(),
-            plugin: Source::Native(policy),
-            settings: settings.to_string(),
-            mode,
-            limits: Limits::default(),
-            failure_policy: FailurePolicy::Fail,
-            log,
-        }
     }
 }
 
@@ -256,21 +264,17 @@ pub async fn evaluate(binding: &Binding, request: &Request) -> Result<Verdict, E
         Mode::Mutate => Call::Mutate,
     };
     let input = to_wit(request)?;
-    let output = match &binding.plugin {
-        Source::Wasm(plugin) => {
-            plugin
-                .admit(
-                    call,
-                    &input,
-                    &binding.settings,
-                    binding.limits,
-                    &binding.log,
-                )
-                .await?
-        }
-        Source::Native(native) => native.admit(call, &input, &binding.settings),
-    }
-    .map_err(EvaluationError::Plugin)?;
+    let output = binding
+        .plugin
+        .admit(
+            call,
+            &input,
+            &binding.settings,
+            binding.limits,
+            &binding.log,
+        )
+        .await?
+        .map_err(EvaluationError::Plugin)?;
     check(binding.mode, request, output)
 }
 
@@ -283,8 +287,29 @@ pub struct Outcome {
     pub error: Option<&'static str>,
 }
 
-/// Evaluates and answers: the verdict, or the failure policy's answer to an evaluation error.
-pub async fn admit(binding: &Binding, request: &Request) -> (AdmissionResponse, Outcome) {
+/// What a binding made of one request, before it is written as an AdmissionResponse.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The plugin answered: [`respond`] writes it (the embedded API applies its patch as it is).
+    Verdict(Verdict),
+    /// The plugin could not be evaluated, or the binding is not loaded: the failure policy's answer.
+    /// (Boxed: the rare path, and an AdmissionResponse is several times a verdict's size.)
+    Failed(Box<AdmissionResponse>),
+}
+
+impl Decision {
+    /// The AdmissionResponse for `request`.
+    pub fn respond(self, request: &Request) -> AdmissionResponse {
+        match self {
+            Decision::Verdict(verdict) => respond(request, verdict),
+            Decision::Failed(response) => *response,
+        }
+    }
+}
+
+/// Evaluates with a loaded binding: the verdict, or the failure policy's answer to an evaluation
+/// error.
+async fn judge(binding: &Binding, request: &Request) -> (Decision, Outcome) {
     let span = tracing::info_span!("admit", binding = %binding.name, plugin = %binding.plugin.name(), uid = %request.uid);
     let started = Instant::now();
     let result = evaluate(binding, request).instrument(span.clone()).await;
@@ -301,7 +326,7 @@ pub async fn admit(binding: &Binding, request: &Request) -> (AdmissionResponse, 
                 mutated: verdict.patch.is_some(),
                 error: None,
             };
-            (respond(request, verdict), outcome)
+            (Decision::Verdict(verdict), outcome)
         }
         Err(error) => {
             let cause = format!(
@@ -316,22 +341,19 @@ pub async fn admit(binding: &Binding, request: &Request) -> (AdmissionResponse, 
                 mutated: false,
                 error: Some(error.kind()),
             };
-            (fail(request, binding.failure_policy, &cause), outcome)
+            let response = fail(request, binding.failure_policy, &cause);
+            (Decision::Failed(Box::new(response)), outcome)
         }
     }
 }
 
-/// Answers one request with one entry of the binding set, loaded or not: the AdmissionResponse,
-/// and the outcome for metrics. The one admission path: the webhook server and the embedded API's
-/// inline admission both answer through here, so a binding that failed to load gets the same
+/// Decides one request with one entry of the binding set, loaded or not, and the outcome for
+/// metrics. The one admission path: the webhook server ([`answer`]) and the embedded API's inline
+/// admission both decide through here, so a binding that failed to load gets the same
 /// failure-policy answer wherever the request came from.
-pub async fn answer(
-    name: &str,
-    entry: &bindings::Entry,
-    request: &Request,
-) -> (AdmissionResponse, Outcome) {
+pub async fn decide(name: &str, entry: &bindings::Entry, request: &Request) -> (Decision, Outcome) {
     match entry {
-        bindings::Entry::Loaded(binding) => admit(binding, request).await,
+        bindings::Entry::Loaded(binding) => judge(binding, request).await,
         bindings::Entry::Failed {
             failure_policy,
             reason,
@@ -343,9 +365,20 @@ pub async fn answer(
                 error: Some("not_loaded"),
             };
             let cause = format!("binding {name:?} is not loaded: {reason}");
-            (fail(request, *failure_policy, &cause), outcome)
+            let response = fail(request, *failure_policy, &cause);
+            (Decision::Failed(Box::new(response)), outcome)
         }
     }
+}
+
+/// [`decide`], written as the AdmissionResponse.
+pub async fn answer(
+    name: &str,
+    entry: &bindings::Entry,
+    request: &Request,
+) -> (AdmissionResponse, Outcome) {
+    let (decision, outcome) = decide(name, entry, request).await;
+    (decision.respond(request), outcome)
 }
 
 /// The answer to a request whose binding could not be evaluated (or is not loaded).

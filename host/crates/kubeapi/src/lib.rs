@@ -1,7 +1,7 @@
 //! The embedded mode's Kubernetes-shaped API: the paths, verbs, discovery and errors of the
 //! Kubernetes API server over the embedded [`corbel_store`], so that kubectl and kube-rs (clients
 //! and watchers) work against it unchanged. Kinds come from built-ins and CustomResourceDefinitions;
-//! writes pass through inline admission with the same `admission::answer` as the webhooks.
+//! writes pass through inline admission with the same `admission::decide` as the webhooks.
 
 pub mod registry;
 pub mod schema;
@@ -291,26 +291,23 @@ impl KubeApi {
                 {
                     continue;
                 }
-                let review = review(target, user, operation, current.as_ref(), old, name);
-                let request: corbel_admission::Request = serde_json::from_value::<
-                    corbel_admission::AdmissionReview<kube_core::DynamicObject>,
-                >(review)
-                .map_err(|e| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "InternalError",
-                        format!("failed to build the admission request: {e}"),
-                    )
-                })?
-                .try_into()
-                .map_err(|_| {
-                    ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "InternalError",
-                        "failed to build the admission request",
-                    )
-                })?;
-                let (response, _) = corbel_admission::answer(&inline.name, entry, &request).await;
+                let request = request(target, user, operation, current.as_ref(), old, name)
+                    .map_err(|e| {
+                        ApiError::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "InternalError",
+                            format!("failed to build the admission request: {e}"),
+                        )
+                    })?;
+                let (decision, _) = corbel_admission::decide(&inline.name, entry, &request).await;
+                // The verdict's patch is applied as it is; the response carries no patch bytes.
+                let (response, patch) = match decision {
+                    corbel_admission::Decision::Verdict(mut verdict) => {
+                        let patch = verdict.patch.take();
+                        (corbel_admission::respond(&request, verdict), patch)
+                    }
+                    corbel_admission::Decision::Failed(response) => (*response, None),
+                };
                 if !response.allowed {
                     let message = format!(
                         "admission webhook {:?} denied the request: {}",
@@ -322,17 +319,7 @@ impl KubeApi {
                         .unwrap_or(StatusCode::FORBIDDEN);
                     return Err(ApiError::new(code, "Forbidden", message));
                 }
-                if let (Some(patch), Some(obj)) = (&response.patch, current.as_mut()) {
-                    let patch: json_patch::Patch = serde_json::from_slice(patch).map_err(|e| {
-                        ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "InternalError",
-                            format!(
-                                "binding {:?} returned an unreadable patch: {e}",
-                                inline.name
-                            ),
-                        )
-                    })?;
+                if let (Some(patch), Some(obj)) = (patch, current.as_mut()) {
                     json_patch::patch(obj, &patch).map_err(|e| {
                         ApiError::new(
                             StatusCode::INTERNAL_SERVER_ERROR,
@@ -389,34 +376,56 @@ impl InlineBinding {
     }
 }
 
-/// An AdmissionReview for a write of the embedded API, as the API server would send it.
-fn review(
+/// The AdmissionRequest for a write of the embedded API, as the API server would send it in an
+/// AdmissionReview. Only the objects are converted (from the stored JSON to `DynamicObject`).
+fn request(
     target: &server::Target,
     user: &UserInfo,
     operation: &str,
     object: Option<&Value>,
     old: Option<&Value>,
     name: &str,
-) -> Value {
+) -> Result<corbel_admission::Request, serde_json::Error> {
+    use kube_core::admission::{AdmissionRequest, Operation};
+    use kube_core::{DynamicObject, GroupVersionKind, GroupVersionResource, TypeMeta};
+    use serde::Deserialize as _;
+
     let kind = &target.kind;
-    let resource = json!({"group": kind.group, "version": kind.version, "resource": kind.plural});
-    let gvk = json!({"group": kind.group, "version": kind.version, "kind": kind.kind});
-    let options = match operation {
-        "CREATE" => json!({"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}),
-        "UPDATE" => json!({"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"}),
-        _ => json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions"}),
+    let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+    let gvr = GroupVersionResource::gvr(&kind.group, &kind.version, &kind.plural);
+    let (operation, options_kind) = match operation {
+        "CREATE" => (Operation::Create, "CreateOptions"),
+        "UPDATE" => (Operation::Update, "UpdateOptions"),
+        _ => (Operation::Delete, "DeleteOptions"),
     };
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uuid::Uuid::new_v4().to_string(),
-            "kind": gvk, "resource": resource, "requestKind": gvk, "requestResource": resource,
-            "subResource": if target.status { Some("status") } else { None },
-            "name": name, "namespace": target.namespace.as_deref(),
-            "operation": operation,
-            "userInfo": {"username": user.username, "uid": user.uid, "groups": user.groups},
-            "object": object, "oldObject": old, "dryRun": false, "options": options,
-        }
-    })
+    let dynamic = |value: Option<&Value>| value.map(DynamicObject::deserialize).transpose();
+    let mut request = AdmissionRequest {
+        types: TypeMeta {
+            api_version: "admission.k8s.io/v1".into(),
+            kind: "AdmissionReview".into(),
+        },
+        uid: uuid::Uuid::new_v4().to_string(),
+        kind: gvk.clone(),
+        resource: gvr.clone(),
+        sub_resource: target.status.then(|| "status".to_owned()),
+        request_kind: Some(gvk),
+        request_resource: Some(gvr),
+        request_sub_resource: None,
+        name: name.to_owned(),
+        namespace: target.namespace.clone(),
+        operation,
+        // k8s-openapi's UserInfo and RawExtension, filled below (this crate does not name them).
+        user_info: Default::default(),
+        object: dynamic(object)?,
+        old_object: dynamic(old)?,
+        dry_run: false,
+        options: Some(Default::default()),
+    };
+    request.user_info.username = Some(user.username.clone());
+    request.user_info.uid = Some(user.uid.clone());
+    request.user_info.groups = Some(user.groups.clone());
+    if let Some(options) = &mut request.options {
+        options.0 = json!({"apiVersion": "meta.k8s.io/v1", "kind": options_kind});
+    }
+    Ok(request)
 }
