@@ -429,3 +429,64 @@ fn request(
     }
     Ok(request)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request inline admission builds is what the API server would send in its
+    /// AdmissionReview for the same write.
+    #[test]
+    fn inline_admission_request_reads_as_the_api_servers() {
+        let target = server::Target {
+            kind: Arc::new(registry::Kind {
+                group: "example.com".into(),
+                version: "v1".into(),
+                kind: "Widget".into(),
+                plural: "widgets".into(),
+                singular: "widget".into(),
+                short_names: Vec::new(),
+                namespaced: true,
+                status_subresource: true,
+                schema: None,
+                columns: Vec::new(),
+            }),
+            namespace: Some("team-a".into()),
+            name: Some("w1".into()),
+            status: true,
+        };
+        let user = UserInfo {
+            username: "alice".into(),
+            uid: "u-1".into(),
+            groups: vec!["system:authenticated".into()],
+            client_id: None,
+        };
+        let object = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w1", "namespace": "team-a", "labels": {"team": "a"}}, "spec": {"size": 3}});
+        let old = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w1", "namespace": "team-a"}, "spec": {"size": 2}});
+        let request = request(&target, &user, "UPDATE", Some(&object), Some(&old), "w1").unwrap();
+        assert!(!request.uid.is_empty());
+        let mut got = serde_json::to_value(&request).unwrap();
+        got.as_object_mut().unwrap().remove("uid");
+        let gvk = json!({"group": "example.com", "version": "v1", "kind": "Widget"});
+        // kube-core's GroupVersionResource also writes its `api_version` (the wire has none).
+        let gvr = json!({"group": "example.com", "version": "v1", "resource": "widgets",
+            "api_version": "example.com/v1"});
+        assert_eq!(
+            got,
+            json!({
+                "kind": gvk, "resource": gvr, "requestKind": gvk, "requestResource": gvr,
+                "subResource": "status", "requestSubResource": null,
+                "name": "w1", "namespace": "team-a", "operation": "UPDATE",
+                "userInfo": {"username": "alice", "uid": "u-1", "groups": ["system:authenticated"]},
+                "object": object, "oldObject": old, "dryRun": false,
+                "options": {"apiVersion": "meta.k8s.io/v1", "kind": "UpdateOptions"},
+            })
+        );
+        // The response to it is an admission.k8s.io/v1 AdmissionReview, as the webhooks answer.
+        let review = kube_core::admission::AdmissionResponse::from(&request).into_review();
+        assert_eq!(review.types.api_version, "admission.k8s.io/v1");
+        assert_eq!(review.types.kind, "AdmissionReview");
+    }
+}
