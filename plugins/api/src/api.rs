@@ -184,6 +184,12 @@ pub struct RateLimit {
 pub struct ApprovalPolicy {
     #[serde(default)]
     pub strategy: Strategy,
+    /// How long a grant lasts, in seconds: after that the Approval is `Expired` (its
+    /// ConsumeRoute removed) until a member grants it again. Unset: until revoked. Copied into
+    /// each Approval when it is created; not for `Auto`, which has no decision to date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(not(target_arch = "wasm32"), schemars(range(min = 1)))]
+    pub grant_valid_seconds: Option<u64>,
 }
 
 /// How a subscription is approved.
@@ -317,6 +323,9 @@ pub struct ApprovalSpec {
     /// Oldest first. Append one per update; earlier ones never change.
     #[serde(default)]
     pub decisions: Vec<Decision>,
+    /// How long a grant lasts (the exposure's `approval.grantValidSeconds` when this was made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_valid_seconds: Option<u64>,
 }
 
 /// One person's decision.

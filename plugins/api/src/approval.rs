@@ -9,8 +9,46 @@
 
 use crate::api::{ApprovalSpec, Decision, State, Strategy, Verdict};
 
-/// The state, and a sentence saying why (or what it waits for).
+/// The state now, and a sentence saying why (or what it waits for).
 pub fn state(spec: &ApprovalSpec) -> (State, String) {
+    let (state, why, _) = state_at(spec, now());
+    (state, why)
+}
+
+/// Seconds since the Unix epoch (the host's wall clock).
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The state at `now` (seconds since the Unix epoch), why, and when a grant in force expires.
+/// A grant whose `at` cannot be read does not expire: admission fills `at` in, so only an
+/// Approval written around it lacks one.
+pub fn state_at(spec: &ApprovalSpec, now: u64) -> (State, String, Option<u64>) {
+    let (state, why, granted_at, _) = decided(spec);
+    let expires = match (state, spec.grant_valid_seconds, granted_at) {
+        (State::Granted, Some(valid), Some(at)) => Some(at.saturating_add(valid)),
+        _ => None,
+    };
+    match expires {
+        Some(expires) if now >= expires => (
+            State::Expired,
+            format!(
+                "{why}, valid for {}s: expired at {}; a Grant by a member of team {} renews it",
+                spec.grant_valid_seconds.unwrap_or_default(),
+                corbel_sdk::controller::rfc3339(expires),
+                spec.deciding_team
+            ),
+            None,
+        ),
+        _ => (state, why, expires),
+    }
+}
+
+/// The state the decisions add up to, why, when the grant in force was completed, and who granted
+/// in the current round.
+fn decided(spec: &ApprovalSpec) -> (State, String, Option<u64>, Vec<&str>) {
     let team = &spec.deciding_team;
     let mut state = match spec.strategy {
         Strategy::Auto => State::Granted,
@@ -24,6 +62,7 @@ pub fn state(spec: &ApprovalSpec) -> (State, String) {
         }
     };
     let mut granted_by: Vec<&str> = Vec::new();
+    let mut granted_at: Option<u64> = None;
     for decision in &spec.decisions {
         // Admission refuses both; an Approval written around it still cannot grant this way.
         let Some(by) = decision.by.as_deref() else {
@@ -34,6 +73,20 @@ pub fn state(spec: &ApprovalSpec) -> (State, String) {
             .as_deref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
+        let at = decision
+            .at
+            .as_deref()
+            .and_then(corbel_sdk::controller::parse_rfc3339);
+        // A grant that had expired when this decision came closes its round: renewing it takes
+        // as many Grants as granting it did.
+        if let (State::Granted, Some(valid), Some(granted), Some(at)) =
+            (state, spec.grant_valid_seconds, granted_at, at)
+            && at >= granted.saturating_add(valid)
+        {
+            granted_by.clear();
+            granted_at = None;
+            state = State::Pending;
+        }
         match decision.decision {
             Verdict::Grant if by == spec.requester => continue,
             Verdict::Grant => {
@@ -47,6 +100,7 @@ pub fn state(spec: &ApprovalSpec) -> (State, String) {
                 };
                 if granted_by.len() >= needed {
                     state = State::Granted;
+                    granted_at = at;
                     why = format!("granted by {}{reason}", granted_by.join(" and "));
                 } else if state != State::Granted {
                     why = format!(
@@ -56,17 +110,19 @@ pub fn state(spec: &ApprovalSpec) -> (State, String) {
             }
             Verdict::Reject => {
                 granted_by.clear();
+                granted_at = None;
                 state = State::Rejected;
                 why = format!("rejected by {by}{reason}");
             }
             Verdict::Suspend => {
                 granted_by.clear();
+                granted_at = None;
                 state = State::Suspended;
                 why = format!("suspended by {by}{reason}");
             }
         }
     }
-    (state, why)
+    (state, why, granted_at, granted_by)
 }
 
 /// Whether `user` (in `groups`) may add `new` to the decisions of `spec`; the refusal says why.
@@ -101,19 +157,24 @@ pub fn check_decision(
         ));
     }
     if spec.strategy == Strategy::FourEyes {
-        // The decisions since the last one of another kind: the current round of this kind.
-        let round = spec
-            .decisions
-            .iter()
-            .rev()
-            .take_while(|d| d.decision == new.decision);
-        for earlier in round {
-            if earlier.by.as_deref() == Some(user) {
-                return Err(format!(
-                    "{user} already decided {:?} on this Approval; FourEyes needs a second, different member of team {team}",
-                    new.decision
-                ));
-            }
+        let already = if new.decision == Verdict::Grant {
+            // Who granted in the current round; an expired grant starts a new one, in which
+            // those who granted before may grant again.
+            let expired = state_at(spec, now()).0 == State::Expired;
+            !expired && decided(spec).3.contains(&user)
+        } else {
+            // The decisions since the last one of another kind: the current round of this kind.
+            spec.decisions
+                .iter()
+                .rev()
+                .take_while(|d| d.decision == new.decision)
+                .any(|earlier| earlier.by.as_deref() == Some(user))
+        };
+        if already {
+            return Err(format!(
+                "{user} already decided {:?} on this Approval; FourEyes needs a second, different member of team {team}",
+                new.decision
+            ));
         }
     }
     Ok(())
@@ -129,6 +190,7 @@ mod tests {
             strategy,
             deciding_team: "orders".into(),
             requester: "carol".into(),
+            grant_valid_seconds: None,
             base_path: "/orders".into(),
             application_ref: NamespacedRef {
                 namespace: "shop".into(),
@@ -197,6 +259,71 @@ mod tests {
             let (state, why) = state(&spec(*strategy, decisions));
             assert_eq!(state, *expected, "{strategy:?} {decisions:?}: {why}");
         }
+    }
+
+    /// Grants at `at` seconds since the epoch, valid for 100 s.
+    fn dated(strategy: Strategy, decisions: &[(Verdict, &str, u64)]) -> ApprovalSpec {
+        let mut spec = spec(strategy, &[]);
+        spec.grant_valid_seconds = Some(100);
+        spec.decisions = decisions
+            .iter()
+            .map(|(decision, by, at)| Decision {
+                decision: *decision,
+                by: Some((*by).into()),
+                at: Some(corbel_sdk::controller::rfc3339(*at)),
+                reason: None,
+            })
+            .collect();
+        spec
+    }
+
+    #[test]
+    fn a_grant_expires_after_its_validity_and_a_new_round_renews_it() {
+        let simple = dated(Strategy::Simple, &[(G, "alice", 1_000)]);
+        assert_eq!(
+            state_at(&simple, 1_050),
+            (State::Granted, "granted by alice".into(), Some(1_100))
+        );
+        let (state, why, next) = state_at(&simple, 1_100);
+        assert_eq!((state, next), (State::Expired, None));
+        assert!(why.contains("expired at 1970-01-01T00:18:20Z"), "{why}");
+        let renewed = dated(
+            Strategy::Simple,
+            &[(G, "alice", 1_000), (G, "alice", 1_200)],
+        );
+        assert_eq!(
+            state_at(&renewed, 1_250).2,
+            Some(1_300),
+            "a Grant after expiry renews"
+        );
+
+        // FourEyes: after expiry one Grant is not enough, and the same two may grant again.
+        let four = |decisions: &[(Verdict, &str, u64)]| dated(Strategy::FourEyes, decisions);
+        let expired = four(&[(G, "alice", 1_000), (G, "bob", 1_010)]);
+        assert_eq!(state_at(&expired, 1_110).0, State::Expired);
+        let one = four(&[(G, "alice", 1_000), (G, "bob", 1_010), (G, "alice", 1_200)]);
+        assert_eq!(state_at(&one, 1_210).0, State::Pending);
+        let two = four(&[
+            (G, "alice", 1_000),
+            (G, "bob", 1_010),
+            (G, "alice", 1_200),
+            (G, "bob", 1_201),
+        ]);
+        assert_eq!(
+            state_at(&two, 1_210),
+            (
+                State::Granted,
+                "granted by alice and bob".into(),
+                Some(1_301)
+            )
+        );
+        // A suspension ends the grant: nothing left to expire.
+        let suspended = dated(Strategy::Simple, &[(G, "alice", 1_000), (S, "bob", 1_010)]);
+        assert_eq!(state_at(&suspended, 5_000).0, State::Suspended);
+        // Without a validity a grant lasts.
+        let mut lasting = simple.clone();
+        lasting.grant_valid_seconds = None;
+        assert_eq!(state_at(&lasting, u64::MAX).0, State::Granted);
     }
 
     #[test]

@@ -102,6 +102,11 @@ fn ensure(cluster: &dyn Cluster, desired: Value) -> Result<Value, ReconcileError
     }
 }
 
+/// The time from now until `at` (seconds since the Unix epoch), and at least a second.
+fn until(at: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(at.saturating_sub(crate::approval::now()).max(1))
+}
+
 /// The spec fields this controller sets on the objects it owns (others are left alone).
 fn owned_field(kind: &str, field: &str) -> bool {
     match kind {
@@ -256,15 +261,19 @@ pub fn exposure(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Recon
 /// An Approval: its state.
 pub fn approval(object: &Object) -> Result<Outcome, ReconcileError> {
     let spec: ApprovalSpec = object.spec()?;
-    let (state, why) = crate::approval::state(&spec);
+    let (state, why, expires) = crate::approval::state_at(&spec, crate::approval::now());
     let ready = if state == State::Granted {
         Status::True
     } else {
         Status::False
     };
-    Ok(Outcome::default()
+    let outcome = Outcome::default()
         .status(json!({"state": state}))
-        .condition("Ready", ready, state.as_str(), why))
+        .condition("Ready", ready, state.as_str(), why);
+    Ok(match expires {
+        Some(at) => outcome.requeue_after(until(at)),
+        None => outcome,
+    })
 }
 
 /// An ApiSubscription: its Approval, Consumer and, while Granted, ConsumeRoute.
@@ -331,6 +340,7 @@ pub fn subscription(
                 base_path: spec.base_path.clone(),
                 application_ref: spec.application_ref.clone(),
                 decisions: Vec::new(),
+                grant_valid_seconds: exposure.approval.grant_valid_seconds,
             };
             cluster
                 .create(&json!({
@@ -344,7 +354,9 @@ pub fn subscription(
         serde_json::from_value(approval["spec"].clone()).map_err(|e| {
             ReconcileError::permanent("InvalidApproval", format!("Approval {name}: {e}"))
         })?;
-    let (state, why) = crate::approval::state(&approval_spec);
+    let (state, why, expires) = crate::approval::state_at(&approval_spec, crate::approval::now());
+    // A grant that expires before the next resync is looked at again when it does.
+    let resync = expires.map_or(resync, |at| resync.min(until(at)));
 
     let app = &spec.application_ref;
     let application = cluster

@@ -362,8 +362,95 @@ pub fn rfc3339(seconds: u64) -> String {
     )
 }
 
+/// Seconds since the Unix epoch of an RFC 3339 time (`2026-12-05T06:00:00Z`, with an optional
+/// fraction, ignored, and `Z` or a `±hh:mm` offset), the inverse of [`rfc3339`]; `None` when the
+/// text is not one or falls before 1970.
+pub fn parse_rfc3339(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let part = text.get(from..from + len)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut rest = &text[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let end = fraction
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(fraction.len());
+        if end == 0 {
+            return None;
+        }
+        rest = &fraction[end..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let hours: i64 = rest.get(1..3)?.parse().ok()?;
+            let minutes: i64 = rest.get(4..6)?.parse().ok()?;
+            sign * (hours * 3600 + minutes * 60)
+        }
+        _ => return None,
+    };
+    // Civil date to days (Howard Hinnant's method, the inverse of the one in `rfc3339`).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset;
+    u64::try_from(seconds).ok()
+}
+
 #[cfg(test)]
 mod rfc3339_tests {
+    #[test]
+    fn rfc3339_reads_what_it_writes_and_refuses_what_is_not_a_time() {
+        for seconds in [0, 951_782_400, 1_796_450_400, 4_102_444_799] {
+            assert_eq!(
+                super::parse_rfc3339(&super::rfc3339(seconds)),
+                Some(seconds)
+            );
+        }
+        assert_eq!(
+            super::parse_rfc3339("2026-12-05T07:00:00.123+01:00"),
+            Some(1_796_450_400)
+        );
+        for bad in [
+            "",
+            "2026-12-05",
+            "2026-13-05T00:00:00Z",
+            "2026-12-05T06:00:00",
+            "1969-12-31T23:59:59Z",
+            "2026-12-05T06:00:00+0100",
+        ] {
+            assert_eq!(super::parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
     #[test]
     fn rfc3339_writes_utc_dates() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
