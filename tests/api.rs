@@ -21,6 +21,11 @@ const GATEWAY: &str = "gateway.corbel.dev";
 /// `checkout`, and erin's subscription `checkout-orders`; returns the Application's token once
 /// its Secret holds credentials.
 async fn subscribe(world: &World, strategy: &str) -> String {
+    subscribe_with(world, json!({"strategy": strategy})).await
+}
+
+/// As [`subscribe`], with the exposure's whole `approval` policy.
+async fn subscribe_with(world: &World, approval: serde_json::Value) -> String {
     let alice = world.as_user("alice").await;
     let carol = world.as_user("carol").await;
     let erin = world.as_user("erin").await;
@@ -33,7 +38,7 @@ async fn subscribe(world: &World, strategy: &str) -> String {
             json!({
                 "basePath": "/orders", "gatewayRef": {"name": "public"},
                 "upstreams": [{"url": world.upstream.url}],
-                "security": {"issuer": "oidc"}, "approval": {"strategy": strategy},
+                "security": {"issuer": "oidc"}, "approval": approval,
             }),
         ),
     )
@@ -311,4 +316,32 @@ async fn four_eyes_needs_two_different_people() {
         .await
         .unwrap_err();
     assert!(refused.contains("bob already decided Grant"), "{refused}");
+}
+
+/// A grant with a validity expires by itself: the gateway refuses the token again once it has
+/// passed, without anyone acting, and a new Grant by the same person renews it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_expires_after_its_validity_and_a_new_grant_renews_it() {
+    let world = World::start().await;
+    let token = subscribe_with(
+        &world,
+        json!({"strategy": "Simple", "grantValidSeconds": 3}),
+    )
+    .await;
+    wait_state(&world, "Pending").await;
+
+    decide(&world, "alice", "Grant", "for a trial")
+        .await
+        .unwrap();
+    world.until_envoy_answers("/orders/7", &token, 200).await;
+    let expired = wait_state(&world, "Expired").await;
+    assert!(
+        ready_message(Some(&expired)).contains("expired at"),
+        "the subscription says why: {}",
+        ready_message(Some(&expired))
+    );
+    world.until_envoy_answers("/orders/7", &token, 403).await;
+
+    decide(&world, "alice", "Grant", "renewed").await.unwrap();
+    world.until_envoy_answers("/orders/7", &token, 200).await;
 }
