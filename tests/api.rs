@@ -135,9 +135,16 @@ async fn wait_state(world: &World, wanted: &'static str) -> DynamicObject {
         .unwrap()
 }
 
+/// The api controller looks again only every 600 s here, so everything below follows from
+/// watches: the Application's client id, and its deletion, reach the subscription in the other
+/// team's namespace through the watch across namespaces.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscription_passes_the_gateway_once_granted_and_no_longer_once_suspended() {
-    let world = World::start().await;
+    let world = World::start_with(
+        "resyncSeconds: 1, blockedRetrySeconds: 1",
+        "resyncSeconds: 600, blockedRetrySeconds: 1",
+    )
+    .await;
     let token = subscribe(&world, "Simple").await;
 
     // Not approved yet: Envoy knows the Route and the token, and refuses the call.

@@ -20,9 +20,10 @@ pub mod settings;
 
 /// The controller's manifest. Owned objects reconcile their owner: a Client's, Approval's or
 /// ConsumeRoute's status reaches the Application or subscription that made it, and a Route's
-/// conditions and URL the exposure of the same name. A subscription's Application is in another namespace, which watches do not cross,
-/// so subscriptions look again every `resyncSeconds`; an exposure change reconciles nothing
-/// else either (they are found by base path), and is noticed the same way.
+/// conditions and URL the exposure of the same name. A subscription watches its Application in
+/// the consumer team's namespace (`namespaceField`), so the Application's client id, readiness and
+/// deletion reach it at once; an exposure change reconciles no subscription (they are found by
+/// base path), and is noticed at the next `resyncSeconds`.
 pub const MANIFEST: &str = r#"
 reconciles:
   - apiVersion: api.corbel.dev/v1alpha1
@@ -42,6 +43,9 @@ reconciles:
       - {apiVersion: api.corbel.dev/v1alpha1, kind: Approval}
       - {apiVersion: gateway.corbel.dev/v1alpha1, kind: Consumer}
       - {apiVersion: gateway.corbel.dev/v1alpha1, kind: ConsumeRoute}
+    watches:
+      - {apiVersion: api.corbel.dev/v1alpha1, kind: Application, referencedBy: spec.applicationRef.name,
+         namespaceField: spec.applicationRef.namespace, statusFields: [conditions, clientId]}
   - apiVersion: api.corbel.dev/v1alpha1
     kind: Approval
 capabilities:

@@ -321,6 +321,7 @@ async fn run_kind(
         runtime_controller = match (&watch.referenced_by, &watch.parent_field) {
             (Some(path), _) => {
                 let (store, path) = (runtime_controller.store(), path.clone());
+                let namespace_field = watch.namespace_field.clone();
                 runtime_controller.watches_stream_with(
                     changes,
                     move |other| {
@@ -329,7 +330,11 @@ async fn run_kind(
                             .state()
                             .into_iter()
                             .filter(|o| {
-                                o.namespace() == other_namespace
+                                let namespace = match &namespace_field {
+                                    Some(field) => field_of(o, field),
+                                    None => o.namespace(),
+                                };
+                                namespace == other_namespace
                                     && field_of(o, &path).as_deref() == Some(other_name.as_str())
                             })
                             .map(|o| ObjectRef::from_obj_with(o.as_ref(), parent.clone()))

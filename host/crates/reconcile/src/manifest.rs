@@ -52,7 +52,8 @@ impl Reconciled {
     }
 }
 
-/// Another kind whose changes reconcile objects of this kind, in the same namespace.
+/// Another kind whose changes reconcile objects of this kind: in the same namespace, or in the
+/// namespace that `namespaceField` of the reconciled object names.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Watch {
@@ -64,6 +65,11 @@ pub struct Watch {
     /// A dotted path in the *watched* object holding the reconciled object's name.
     #[serde(default)]
     pub parent_field: Option<String>,
+    /// With `referencedBy`: a dotted path in the *reconciled* object holding the watched
+    /// object's namespace, for references across namespaces (an API subscription naming an
+    /// Application of another team). Absent: the reconciled object's own namespace.
+    #[serde(default)]
+    pub namespace_field: Option<String>,
     /// The fields of the watched object's `status` this reconcile reads (`conditions` by
     /// type, status and reason). Other status writes of the watched object then reconcile
     /// nothing; absent, any status change does. Spec, labels, annotations, generation and
@@ -105,11 +111,21 @@ impl Manifest {
                         ));
                     }
                 };
-                if path.is_empty() || path.split('.').any(str::is_empty) {
+                if let Some(namespace) = &watch.namespace_field
+                    && watch.referenced_by.is_none()
+                {
                     return Err(format!(
-                        "watch of {} {}: {path:?} is not a dotted field path such as spec.storeRef.name",
-                        watch.api_version, watch.kind
+                        "watch of {} {}: namespaceField {namespace:?} goes with referencedBy (the {} names the watched object's namespace and name); a parentField names the {} in the watched object's own namespace",
+                        watch.api_version, watch.kind, reconciled.kind, reconciled.kind
                     ));
+                }
+                for path in std::iter::once(path).chain(&watch.namespace_field) {
+                    if path.is_empty() || path.split('.').any(str::is_empty) {
+                        return Err(format!(
+                            "watch of {} {}: {path:?} is not a dotted field path such as spec.storeRef.name",
+                            watch.api_version, watch.kind
+                        ));
+                    }
                 }
             }
         }
@@ -160,6 +176,27 @@ capabilities:
         )
         .unwrap_err();
         assert!(both.contains("exactly one of referencedBy"), "{both}");
+        let cross = Manifest::parse(
+            "reconciles: [{apiVersion: a/v1, kind: X, watches: [{apiVersion: a/v1, kind: Y, referencedBy: spec.y.name, namespaceField: spec.y.namespace}]}]",
+        )
+        .unwrap();
+        assert_eq!(
+            cross.reconciles[0].watches[0].namespace_field.as_deref(),
+            Some("spec.y.namespace")
+        );
+        let lone = Manifest::parse(
+            "reconciles: [{apiVersion: a/v1, kind: X, watches: [{apiVersion: a/v1, kind: Y, parentField: spec.x, namespaceField: spec.ns}]}]",
+        )
+        .unwrap_err();
+        assert!(
+            lone.contains("namespaceField \"spec.ns\" goes with referencedBy"),
+            "{lone}"
+        );
+        let dotted = Manifest::parse(
+            "reconciles: [{apiVersion: a/v1, kind: X, watches: [{apiVersion: a/v1, kind: Y, referencedBy: spec.y, namespaceField: spec..ns}]}]",
+        )
+        .unwrap_err();
+        assert!(dotted.contains("not a dotted field path"), "{dotted}");
         let empty = Manifest::parse("reconciles: []").unwrap_err();
         assert!(empty.contains("reconciles no kind"), "{empty}");
     }
