@@ -1,5 +1,6 @@
 //! The `corbel` command line.
 
+mod audit;
 mod cases;
 mod kubernetes;
 mod new;
@@ -55,6 +56,14 @@ enum Command {
         #[arg(long)]
         address_file: Option<PathBuf>,
     },
+    /// Audit the objects that exist once: evaluate each object the bindings' rules admit (as a
+    /// dry-run CREATE, through the same path as `corbel serve`'s background audit) and print a
+    /// table of resource, binding, result and message, with a summary (docs/audit.md).
+    ///
+    /// Audits the bindings with `audit:` in the configuration, or those named with --binding,
+    /// against a kubeconfig or the embedded API of a running `corbel serve`. Writes no reports.
+    /// Exits non-zero when any object fails or cannot be evaluated, or a kind cannot be listed.
+    Audit(audit::AuditArgs),
     /// Evaluate one AdmissionReview offline, through the same code as the server, and print the
     /// AdmissionReview response on standard output.
     ///
@@ -168,6 +177,7 @@ pub fn main() -> ExitCode {
                 listen,
                 address_file,
             } => serve(config, listen, address_file).await,
+            Command::Audit(args) => audit::run(args).await,
             Command::Eval {
                 plugin,
                 settings,
@@ -228,6 +238,9 @@ async fn serve(
     address_file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let config = Config::load(&config_path)?;
+    for binding in &config.bindings {
+        corbel_audit::check(binding)?;
+    }
     for binding in config.rules_not_applied() {
         tracing::warn!(
             binding,
@@ -351,6 +364,23 @@ async fn serve(
         ),
         _ => None,
     };
+    if controller_client.is_none() && config.bindings.iter().any(|b| b.audit.is_some()) {
+        anyhow::bail!(
+            "audit: needs an API to list objects from: set `embedded:`, or `kubernetes:` (`kubernetes: {{}}` in a cluster)"
+        );
+    }
+    let audit = controller_client
+        .clone()
+        .filter(|_| config.bindings.iter().any(|b| b.audit.is_some()))
+        .map(|client| {
+            start_audit(
+                client,
+                &config,
+                state.bindings.clone(),
+                state.health.clone(),
+                stopped.clone(),
+            )
+        });
     let controllers = controller_client
         .filter(|_| !config.controllers.is_empty())
         .map(|client| {
@@ -381,6 +411,9 @@ async fn serve(
     )
     .await?;
     loader.abort();
+    if let Some(audit) = audit {
+        let _ = tokio::time::timeout(config.shutdown_grace_period, audit).await;
+    }
     if let Some(xds) = xds {
         let _ = tokio::time::timeout(config.shutdown_grace_period, xds).await;
     }
@@ -397,6 +430,46 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// Starts the background audit of the bindings with `audit:` (docs/audit.md). In Kubernetes mode
+/// with leader election only the leader audits, under its own Lease (`{leaseName}-audit`), so
+/// that replicas do not evaluate the same objects and write the same reports.
+fn start_audit(
+    client: kube::Client,
+    config: &Config,
+    bindings: Arc<crate::admission::bindings::SharedBindings>,
+    health: Arc<crate::telemetry::Health>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let room = corbel_audit::Room {
+        client: client.clone(),
+        bindings,
+        configs: config.bindings.clone(),
+        health: health.clone(),
+        install_crds: config.embedded.is_some(),
+    };
+    match config.leader_election() {
+        None => tokio::spawn(room.run(stop)),
+        Some(mut election) => {
+            election.lease_name = format!("{}-audit", election.lease_name);
+            let identity = election
+                .identity
+                .clone()
+                .or_else(|| std::env::var("POD_NAME").ok())
+                .unwrap_or_else(|| {
+                    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "corbel".into());
+                    format!("{host}-{}", std::process::id())
+                });
+            let elector = crate::reconcile::leader::Elector::new(client, &election, identity);
+            tokio::spawn(async move {
+                crate::reconcile::leader::run(elector, election, &health, stop, move |stop| {
+                    room.clone().run(stop)
+                })
+                .await
+            })
+        }
+    }
 }
 
 /// The engine settings for a configuration: `serve` and `plugin install` use the same, so that

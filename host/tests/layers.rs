@@ -16,6 +16,7 @@ const FLOORS: &[(&str, u32)] = &[
     ("corbel-telemetry", 3),
     ("corbel-kubeapi", 4),
     ("corbel-reconcile", 4),
+    ("corbel-audit", 4),
     ("corbel", 5),
 ];
 

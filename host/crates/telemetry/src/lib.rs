@@ -14,6 +14,8 @@ use prometheus_client::registry::Registry;
 
 use corbel_admission::Outcome;
 
+pub mod audit;
+
 /// Log output: human-readable lines, or one JSON object per line for log collectors.
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
 pub enum LogFormat {
@@ -138,6 +140,8 @@ struct LeaseLabels {
 
 pub struct Metrics {
     registry: Registry,
+    /// The background audit's (`corbel_audit_*`), written by corbel-audit.
+    pub audit: audit::AuditMetrics,
     evaluations: Family<EvaluationLabels, Counter>,
     latency: Family<BindingLabels, Histogram>,
     in_flight: Gauge<i64, AtomicI64>,
@@ -218,8 +222,10 @@ impl Metrics {
             "1 while this replica holds the controllers' Lease (always 1 without leader election)",
             leader.clone(),
         );
+        let audit = audit::AuditMetrics::register(&mut registry);
         Self {
             registry,
+            audit,
             evaluations,
             latency,
             in_flight,
