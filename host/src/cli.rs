@@ -297,6 +297,7 @@ async fn serve(
             &config,
             embedded,
             state.bindings.clone(),
+            state.health.clone(),
             local,
             ca.as_deref(),
             &host_token,
@@ -604,6 +605,7 @@ async fn embedded_api(
     config: &Config,
     embedded: &crate::config::EmbeddedConfig,
     bindings: Arc<crate::admission::bindings::SharedBindings>,
+    health: Arc<crate::telemetry::Health>,
     address: std::net::SocketAddr,
     ca: Option<&std::path::Path>,
     host_token: &str,
@@ -639,6 +641,7 @@ async fn embedded_api(
         Authorizer::new(rules),
         bindings,
         inline,
+        Some(health),
     )
     .await?;
 

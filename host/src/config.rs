@@ -314,6 +314,15 @@ impl Config {
                 fix(&mut binding.plugin);
             }
             binding.settings_file.as_mut().map(fix);
+            if let Some(shadow) = &mut binding.shadow {
+                if !shadow.plugin.to_string_lossy().starts_with("oci://") {
+                    fix(&mut shadow.plugin);
+                }
+                shadow.settings_file.as_mut().map(fix);
+            }
+            if let Some(record) = &mut binding.record {
+                fix(&mut record.dir);
+            }
         }
         for controller in &mut self.controllers {
             if !controller.plugin.to_string_lossy().starts_with("oci://") {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use futures::future::join_all;
 
-use super::{Binding, FailurePolicy, Mode, Spec};
+use super::{Binding, Enforcement, FailurePolicy, Mode, Spec};
 use crate::config::BindingConfig;
 use corbel_registry::plugins::Loader;
 use corbel_runtime::{Limits, Plugin, Runtime};
@@ -25,6 +25,7 @@ pub enum Entry {
     Failed {
         mode: Mode,
         failure_policy: FailurePolicy,
+        enforcement: Enforcement,
         plugin: String,
         reason: String,
     },
@@ -35,6 +36,14 @@ impl Entry {
         match self {
             Entry::Loaded(b) => b.mode,
             Entry::Failed { mode, .. } => *mode,
+        }
+    }
+
+    /// What the binding's denials do (its failure-policy answers included).
+    pub fn enforcement(&self) -> Enforcement {
+        match self {
+            Entry::Loaded(b) => b.enforcement,
+            Entry::Failed { enforcement, .. } => *enforcement,
         }
     }
 }
@@ -242,6 +251,7 @@ async fn bind(
     let failed = |reason: String| Entry::Failed {
         mode: config.mode,
         failure_policy: config.failure_policy,
+        enforcement: config.enforcement,
         plugin: config.plugin.display().to_string(),
         reason,
     };
@@ -269,7 +279,10 @@ async fn bind(
                 failure_policy: config.failure_policy,
             };
             match Binding::new(plugin, spec).await {
-                Ok(binding) => Entry::Loaded(Arc::new(binding)),
+                Ok(mut binding) => {
+                    binding.enforcement = config.enforcement;
+                    Entry::Loaded(Arc::new(binding))
+                }
                 Err(e) => failed(e.to_string()),
             }
         }

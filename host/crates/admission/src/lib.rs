@@ -61,6 +61,31 @@ pub enum FailurePolicy {
     Ignore,
 }
 
+/// What a binding's denials do, as a ValidatingAdmissionPolicyBinding's `validationActions` say
+/// it. Only `deny` ever refuses a request: a binding rolled out in `warn` or `audit` never blocks,
+/// not even when its plugin cannot be evaluated (the failure policy's denial is softened too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    /// Denials are answered as denials.
+    #[default]
+    Deny,
+    /// Admits, and returns the denial as an AdmissionReview warning (kubectl prints it).
+    Warn,
+    /// Admits, records the verdict (log and metrics) and adds an audit annotation.
+    Audit,
+}
+
+impl Enforcement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Deny => "deny",
+            Enforcement::Warn => "warn",
+            Enforcement::Audit => "audit",
+        }
+    }
+}
+
 /// A future a [`Policy`] returns, boxed so that the trait stays object-safe.
 pub type PolicyFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, SandboxError>> + Send + 'a>>;
@@ -138,6 +163,9 @@ pub struct Binding {
     pub mode: Mode,
     pub limits: Limits,
     pub failure_policy: FailurePolicy,
+    /// What the plugin's denials do; [`Enforcement::Deny`] unless the binding's configuration
+    /// says otherwise (set after [`Binding::new`]).
+    pub enforcement: Enforcement,
     log: Arc<LogContext>,
 }
 
@@ -213,6 +241,7 @@ impl Binding {
             mode,
             limits,
             failure_policy,
+            enforcement: Enforcement::Deny,
             log,
         })
     }
@@ -285,6 +314,9 @@ pub struct Outcome {
     pub mutated: bool,
     /// The evaluation error's kind, when the failure policy answered.
     pub error: Option<&'static str>,
+    /// Set when the request would have been denied and the binding's enforcement (`warn` or
+    /// `audit`) admitted it; `allowed` is then true.
+    pub unenforced: Option<Enforcement>,
 }
 
 /// What a binding made of one request, before it is written as an AdmissionResponse.
@@ -295,6 +327,9 @@ pub enum Decision {
     /// The plugin could not be evaluated, or the binding is not loaded: the failure policy's answer.
     /// (Boxed: the rare path, and an AdmissionResponse is several times a verdict's size.)
     Failed(Box<AdmissionResponse>),
+    /// A denial (or failure-policy denial) that the binding's enforcement turned into an
+    /// admission, with the warning or audit annotation written; never carries a patch.
+    Unenforced(Box<AdmissionResponse>),
 }
 
 impl Decision {
@@ -302,7 +337,7 @@ impl Decision {
     pub fn respond(self, request: &Request) -> AdmissionResponse {
         match self {
             Decision::Verdict(verdict) => respond(request, verdict),
-            Decision::Failed(response) => *response,
+            Decision::Failed(response) | Decision::Unenforced(response) => *response,
         }
     }
 }
@@ -325,6 +360,7 @@ async fn judge(binding: &Binding, request: &Request) -> (Decision, Outcome) {
                 allowed: verdict.allowed,
                 mutated: verdict.patch.is_some(),
                 error: None,
+                unenforced: None,
             };
             (Decision::Verdict(verdict), outcome)
         }
@@ -340,6 +376,7 @@ async fn judge(binding: &Binding, request: &Request) -> (Decision, Outcome) {
                 allowed: binding.failure_policy == FailurePolicy::Ignore,
                 mutated: false,
                 error: Some(error.kind()),
+                unenforced: None,
             };
             let response = fail(request, binding.failure_policy, &cause);
             (Decision::Failed(Box::new(response)), outcome)
@@ -352,7 +389,7 @@ async fn judge(binding: &Binding, request: &Request) -> (Decision, Outcome) {
 /// admission both decide through here, so a binding that failed to load gets the same
 /// failure-policy answer wherever the request came from.
 pub async fn decide(name: &str, entry: &bindings::Entry, request: &Request) -> (Decision, Outcome) {
-    match entry {
+    let (decision, outcome) = match entry {
         bindings::Entry::Loaded(binding) => judge(binding, request).await,
         bindings::Entry::Failed {
             failure_policy,
@@ -363,12 +400,70 @@ pub async fn decide(name: &str, entry: &bindings::Entry, request: &Request) -> (
                 allowed: *failure_policy == FailurePolicy::Ignore,
                 mutated: false,
                 error: Some("not_loaded"),
+                unenforced: None,
             };
             let cause = format!("binding {name:?} is not loaded: {reason}");
             let response = fail(request, *failure_policy, &cause);
             (Decision::Failed(Box::new(response)), outcome)
         }
+    };
+    enforce(name, entry.enforcement(), request, decision, outcome)
+}
+
+/// The audit annotation's key: the API server prefixes it with the webhook's name, so the audit
+/// log reads `<webhook>/would-deny`.
+pub const AUDIT_ANNOTATION: &str = "would-deny";
+
+/// Applies the binding's enforcement to a denial: `deny` answers it; `warn` admits with the denial
+/// as a warning; `audit` admits with it as an audit annotation and a log record. Either way the
+/// outcome says what would have been denied, for metrics. Written once, here, so the webhooks
+/// and inline admission (and anything else that decides) soften a denial the same way.
+fn enforce(
+    name: &str,
+    enforcement: Enforcement,
+    request: &Request,
+    decision: Decision,
+    mut outcome: Outcome,
+) -> (Decision, Outcome) {
+    if enforcement == Enforcement::Deny || outcome.allowed {
+        return (decision, outcome);
     }
+    let (message, mut warnings) = match decision {
+        Decision::Verdict(verdict) => (
+            verdict.message.unwrap_or_else(|| "denied by policy".into()),
+            verdict.warnings,
+        ),
+        Decision::Failed(response) | Decision::Unenforced(response) => (
+            response.result.message.clone(),
+            response.warnings.unwrap_or_default(),
+        ),
+    };
+    let mut response = AdmissionResponse::from(request);
+    let said = format!(
+        "binding {name:?} (enforcement: {}) would deny the request: {message}",
+        enforcement.as_str()
+    );
+    match enforcement {
+        Enforcement::Warn => warnings.push(said),
+        Enforcement::Audit => {
+            tracing::info!(binding = %name, uid = %request.uid, kind = %request.kind.kind,
+                namespace = request.namespace.as_deref().unwrap_or(""), name = %request.name,
+                user = request.user_info.username.as_deref().unwrap_or(""),
+                error = outcome.error.unwrap_or(""), message = %message,
+                "would deny (enforcement: audit): admitted");
+            response
+                .audit_annotations
+                .insert(AUDIT_ANNOTATION.to_owned(), message);
+        }
+        Enforcement::Deny => unreachable!("returned above"),
+    }
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    outcome.allowed = true;
+    outcome.mutated = false;
+    outcome.unenforced = Some(enforcement);
+    (Decision::Unenforced(Box::new(response)), outcome)
 }
 
 /// [`decide`], written as the AdmissionResponse.

@@ -175,3 +175,119 @@ fn the_failure_policy_decides_the_answer_to_an_evaluation_error() {
     assert!(ignore.allowed);
     assert!(ignore.warnings.unwrap()[0].contains("failure policy is Ignore"));
 }
+
+fn denial(message: &str) -> (Decision, Outcome) {
+    let verdict = Verdict {
+        allowed: false,
+        message: Some(message.into()),
+        code: Some(403),
+        warnings: vec!["the plugin's own warning".into()],
+        patch: None,
+    };
+    let outcome = Outcome {
+        allowed: false,
+        mutated: false,
+        error: None,
+        unenforced: None,
+    };
+    (Decision::Verdict(verdict), outcome)
+}
+
+#[test]
+fn enforcement_deny_answers_a_denial_as_it_is() {
+    let req = request(json!({"metadata": {"name": "c"}}));
+    let (decision, outcome) = denial("missing label team");
+    let (decision, outcome) = enforce("labels", Enforcement::Deny, &req, decision, outcome);
+    let response = decision.respond(&req);
+    assert!(!response.allowed);
+    assert_eq!(response.result.message, "missing label team");
+    assert_eq!(outcome.unenforced, None);
+}
+
+#[test]
+fn enforcement_warn_admits_with_the_denial_as_a_warning() {
+    let req = request(json!({"metadata": {"name": "c"}}));
+    let (decision, outcome) = denial("missing label team");
+    let (decision, outcome) = enforce("labels", Enforcement::Warn, &req, decision, outcome);
+    assert!(outcome.allowed);
+    assert_eq!(outcome.unenforced, Some(Enforcement::Warn));
+    let response = decision.respond(&req);
+    assert!(response.allowed);
+    assert!(response.audit_annotations.is_empty());
+    assert_eq!(
+        response.warnings.unwrap(),
+        [
+            "the plugin's own warning",
+            "binding \"labels\" (enforcement: warn) would deny the request: missing label team"
+        ]
+    );
+}
+
+#[test]
+fn enforcement_audit_admits_with_an_audit_annotation() {
+    let req = request(json!({"metadata": {"name": "c"}}));
+    let (decision, outcome) = denial("missing label team");
+    let (decision, outcome) = enforce("labels", Enforcement::Audit, &req, decision, outcome);
+    assert_eq!(outcome.unenforced, Some(Enforcement::Audit));
+    let response = decision.respond(&req);
+    assert!(response.allowed);
+    assert_eq!(
+        response.audit_annotations[AUDIT_ANNOTATION],
+        "missing label team"
+    );
+    assert_eq!(response.warnings.unwrap(), ["the plugin's own warning"]);
+}
+
+#[test]
+fn enforcement_softens_a_failure_policy_denial_too() {
+    let req = request(json!({"metadata": {"name": "c"}}));
+    let failed = fail(&req, FailurePolicy::Fail, "binding \"labels\" timed out");
+    let outcome = Outcome {
+        allowed: false,
+        mutated: false,
+        error: Some("timeout"),
+        unenforced: None,
+    };
+    let (decision, outcome) = enforce(
+        "labels",
+        Enforcement::Warn,
+        &req,
+        Decision::Failed(Box::new(failed)),
+        outcome,
+    );
+    assert!(outcome.allowed);
+    assert_eq!(outcome.error, Some("timeout"), "the error is still counted");
+    let response = decision.respond(&req);
+    assert!(response.allowed);
+    assert!(
+        response.warnings.unwrap()[0]
+            .ends_with("would deny the request: binding \"labels\" timed out"),
+    );
+}
+
+#[test]
+fn an_admission_is_never_touched_by_enforcement() {
+    let req = request(json!({"metadata": {"name": "c"}}));
+    let verdict = Verdict {
+        allowed: true,
+        message: None,
+        code: None,
+        warnings: vec![],
+        patch: None,
+    };
+    let outcome = Outcome {
+        allowed: true,
+        mutated: false,
+        error: None,
+        unenforced: None,
+    };
+    let (decision, outcome) = enforce(
+        "labels",
+        Enforcement::Audit,
+        &req,
+        Decision::Verdict(verdict.clone()),
+        outcome.clone(),
+    );
+    assert_eq!(decision, Decision::Verdict(verdict));
+    assert_eq!(outcome.unenforced, None);
+}

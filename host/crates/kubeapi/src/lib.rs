@@ -65,6 +65,8 @@ pub struct KubeApi {
     /// The loaded bindings (the webhook server's too), which inline admission uses.
     pub bindings: Arc<SharedBindings>,
     pub inline: Vec<InlineBinding>,
+    /// Where inline admission counts its outcomes (the webhooks' metrics), when given.
+    pub health: Option<Arc<corbel_telemetry::Health>>,
     /// Held from listing the CRDs to rebuilding the registry from them: two writes' reloads that
     /// interleave would otherwise let the older list win, and a kind just created would vanish
     /// (seen as a 404 on the first object of a CRD created while another CRD was written).
@@ -79,6 +81,7 @@ impl KubeApi {
         authorizer: Authorizer,
         bindings: Arc<SharedBindings>,
         inline: Vec<InlineBinding>,
+        health: Option<Arc<corbel_telemetry::Health>>,
     ) -> anyhow::Result<Arc<Self>> {
         let crds = store.list(
             &ObjectKey::prefix(CRD_GROUP, "customresourcedefinitions", None),
@@ -100,6 +103,7 @@ impl KubeApi {
             authorizer,
             bindings,
             inline,
+            health,
             crd_reload: std::sync::Mutex::new(()),
         }))
     }
@@ -299,15 +303,25 @@ impl KubeApi {
                             format!("failed to build the admission request: {e}"),
                         )
                     })?;
-                let (decision, _) = corbel_admission::decide(&inline.name, entry, &request).await;
+                let started = std::time::Instant::now();
+                let (decision, outcome) =
+                    corbel_admission::decide(&inline.name, entry, &request).await;
+                if let Some(health) = &self.health {
+                    let seconds = started.elapsed().as_secs_f64();
+                    health.metrics.record(&inline.name, &outcome, seconds);
+                }
                 // The verdict's patch is applied as it is; the response carries no patch bytes.
-                let (response, patch) = match decision {
+                let (mut response, patch) = match decision {
                     corbel_admission::Decision::Verdict(mut verdict) => {
                         let patch = verdict.patch.take();
                         (corbel_admission::respond(&request, verdict), patch)
                     }
-                    corbel_admission::Decision::Failed(response) => (*response, None),
+                    corbel_admission::Decision::Failed(response)
+                    | corbel_admission::Decision::Unenforced(response) => (*response, None),
                 };
+                // As the API server does, the client sees every binding's warnings, admitted
+                // or denied (kubectl prints them).
+                server::warnings::add(response.warnings.take().unwrap_or_default());
                 if !response.allowed {
                     let message = format!(
                         "admission webhook {:?} denied the request: {}",

@@ -119,6 +119,12 @@ struct BindingLabels {
     binding: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EnforcementLabels {
+    binding: String,
+    enforcement: String,
+}
+
 /// The host's metrics, served at `/metrics`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {
@@ -144,6 +150,7 @@ pub struct Metrics {
     pub audit: audit::AuditMetrics,
     evaluations: Family<EvaluationLabels, Counter>,
     latency: Family<BindingLabels, Histogram>,
+    unenforced: Family<EnforcementLabels, Counter>,
     in_flight: Gauge<i64, AtomicI64>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: Family<KindLabels, Histogram>,
@@ -180,6 +187,12 @@ impl Metrics {
             "Time to answer one admission request, including the sandbox",
             prometheus_client::registry::Unit::Seconds,
             latency.clone(),
+        );
+        let unenforced = Family::<EnforcementLabels, Counter>::default();
+        registry.register(
+            "admission_unenforced_denials",
+            "Requests a binding would have denied and admitted because its enforcement is warn or audit, by binding and enforcement",
+            unenforced.clone(),
         );
         let in_flight = Gauge::<i64, AtomicI64>::default();
         registry.register(
@@ -228,6 +241,7 @@ impl Metrics {
             audit,
             evaluations,
             latency,
+            unenforced,
             in_flight,
             reconciles,
             reconcile_duration,
@@ -301,6 +315,14 @@ impl Metrics {
                 binding: binding.to_owned(),
             })
             .observe(seconds);
+        if let Some(enforcement) = outcome.unenforced {
+            self.unenforced
+                .get_or_create(&EnforcementLabels {
+                    binding: binding.to_owned(),
+                    enforcement: enforcement.as_str().to_owned(),
+                })
+                .inc();
+        }
     }
 
     /// The OpenMetrics text exposition.
@@ -349,6 +371,7 @@ mod tests {
                 allowed: false,
                 mutated: false,
                 error: Some("timeout"),
+                unenforced: None,
             },
             0.002,
         );

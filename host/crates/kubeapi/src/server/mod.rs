@@ -5,6 +5,7 @@ mod discovery;
 mod errors;
 mod routes;
 mod verbs;
+pub(crate) mod warnings;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -37,6 +38,11 @@ pub fn router(api: Arc<KubeApi>) -> Router {
         .route("/apis/{*rest}", any(apis))
         .route("/openapi/v3", get(openapi_root))
         .route("/openapi/v3/{*group_version}", get(openapi_group_version))
+        .layer(axum::middleware::from_fn(
+            |request: axum::extract::Request, next: axum::middleware::Next| {
+                warnings::collecting(next.run(request))
+            },
+        ))
         .with_state(api)
 }
 
