@@ -170,15 +170,25 @@ async fn a_probe_is_reconciled_with_its_granted_capabilities_and_cleaned_up_with
         "default",
         &resource("events.k8s.io", "v1", "Event", "events"),
     );
-    let events = events.list(&ListParams::default()).await.unwrap();
-    assert!(
-        events
+    // Events are published off the reconcile (kube-runtime's recorder): on a loaded machine the
+    // child can be seen before its Event is written, so wait for it as for any other write.
+    let started = Instant::now();
+    loop {
+        let listed = events.list(&ListParams::default()).await.unwrap();
+        if listed
             .items
             .iter()
-            .any(|e| e.data["reason"] == "ChildCreated" && e.data["regarding"]["name"] == "full"),
-        "an Event records the child's creation: {:?}",
-        events.items.iter().map(|e| &e.data).collect::<Vec<_>>()
-    );
+            .any(|e| e.data["reason"] == "ChildCreated" && e.data["regarding"]["name"] == "full")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "an Event records the child's creation: {:?}",
+            listed.items.iter().map(|e| &e.data).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // A spec change is reconciled again: the child follows, the generation is observed.
     probes(&client)
