@@ -425,7 +425,11 @@ fn test(extra: &[String]) -> Result<(), String> {
     ensure_garage()?;
     ensure_envoy()?;
     kubernetes::kubernetes_validate()?;
-    host()?;
+    // No separate `cargo build -p corbel` here: the test build makes target/release/corbel itself
+    // (the corbel package has integration tests), and its feature set differs from `-p corbel`'s
+    // (the workspace's dev-dependencies unify into tokio, kube, wasmtime...), so a build here
+    // would compile the host's dependency tree a second time: ~90 crates, wasmtime among them,
+    // seen in the fresh-machine CI log.
     let mut cmd = cargo();
     cmd.args(["test", "--release", "--workspace"]);
     for name in crates_in(WASM_ONLY_DIR)? {
