@@ -39,38 +39,41 @@ pub struct PodView<'a> {
 
 pub type Check = fn(PodView<'_>) -> Option<Failure>;
 
-/// Checks of the baseline level, in PSA's order (sorted check IDs).
-pub const BASELINE: &[Check] = &[
-    app_armor_profile,     // appArmorProfile
-    capabilities_baseline, // capabilities_baseline
-    host_namespaces,       // hostNamespaces
-    host_path_volumes,     // hostPathVolumes
-    host_ports,            // hostPorts
-    privileged,            // privileged
-    proc_mount,            // procMount
-    se_linux_options,      // seLinuxOptions
-    seccomp_baseline,      // seccompProfile_baseline
-    sysctls,               // sysctls
-    windows_host_process,  // windowsHostProcess
+/// A check with PSA's check ID, the name a trace gives it (`corbel_sdk::check`).
+pub type NamedCheck = (&'static str, Check);
+
+/// Checks of the baseline level with their IDs, in PSA's order (sorted check IDs).
+pub const BASELINE: &[NamedCheck] = &[
+    ("appArmorProfile", app_armor_profile),
+    ("capabilities_baseline", capabilities_baseline),
+    ("hostNamespaces", host_namespaces),
+    ("hostPathVolumes", host_path_volumes),
+    ("hostPorts", host_ports),
+    ("privileged", privileged),
+    ("procMount", proc_mount),
+    ("seLinuxOptions", se_linux_options),
+    ("seccompProfile_baseline", seccomp_baseline),
+    ("sysctls", sysctls),
+    ("windowsHostProcess", windows_host_process),
 ];
 
 /// Checks of the restricted level, in PSA's order: the baseline checks no restricted check
 /// overrides, then the restricted checks (each group sorted by check ID).
-pub const RESTRICTED: &[Check] = &[
-    app_armor_profile,          // appArmorProfile
-    host_namespaces,            // hostNamespaces
-    host_ports,                 // hostPorts
-    privileged,                 // privileged
-    proc_mount,                 // procMount
-    se_linux_options,           // seLinuxOptions
-    sysctls,                    // sysctls
-    windows_host_process,       // windowsHostProcess
-    allow_privilege_escalation, // allowPrivilegeEscalation
-    capabilities_restricted,    // capabilities_restricted (overrides capabilities_baseline)
-    restricted_volumes,         // restrictedVolumes (overrides hostPathVolumes)
-    run_as_non_root,            // runAsNonRoot
-    run_as_user,                // runAsUser
-    seccomp_restricted,         // seccompProfile_restricted (overrides seccompProfile_baseline)
+pub const RESTRICTED: &[NamedCheck] = &[
+    ("appArmorProfile", app_armor_profile),
+    ("hostNamespaces", host_namespaces),
+    ("hostPorts", host_ports),
+    ("privileged", privileged),
+    ("procMount", proc_mount),
+    ("seLinuxOptions", se_linux_options),
+    ("sysctls", sysctls),
+    ("windowsHostProcess", windows_host_process),
+    ("allowPrivilegeEscalation", allow_privilege_escalation),
+    ("capabilities_restricted", capabilities_restricted), // (overrides capabilities_baseline)
+    ("restrictedVolumes", restricted_volumes),            // (overrides hostPathVolumes)
+    ("runAsNonRoot", run_as_non_root),
+    ("runAsUser", run_as_user),
+    ("seccompProfile_restricted", seccomp_restricted), // (overrides seccompProfile_baseline)
 ];
 
 // ---------------------------------------------------------------------------------------------

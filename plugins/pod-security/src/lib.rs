@@ -14,7 +14,7 @@ use corbel_sdk::{Error, Operation, Policy, Request, Verdict, export_policy};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::checks::{Check, Failure, PodView};
+use crate::checks::{Failure, NamedCheck, PodView};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +57,7 @@ impl Level {
         }
     }
 
-    fn checks(self) -> &'static [Check] {
+    fn checks(self) -> &'static [NamedCheck] {
         match self {
             Level::Baseline => checks::BASELINE,
             Level::Restricted => checks::RESTRICTED,
@@ -66,26 +66,35 @@ impl Level {
 }
 
 /// Runs the checks of `level` on a pod (template) and returns the failed ones, in PSA's order.
+/// Each is recorded under its PSA check ID (`corbel_sdk::check`), so a traced denial names the
+/// checks that failed.
 pub fn evaluate(level: Level, pod: PodView<'_>) -> Vec<Failure> {
     level
         .checks()
         .iter()
-        .filter_map(|check| check(pod))
+        .filter_map(|(id, check)| {
+            let failure = check(pod);
+            match &failure {
+                None => corbel_sdk::check(id, true, ""),
+                Some(f) => corbel_sdk::check(id, false, &reason_and_detail(f)),
+            };
+            failure
+        })
         .collect()
+}
+
+/// PSA's `reason (detail)` of one failed check.
+fn reason_and_detail(f: &Failure) -> String {
+    if f.detail.is_empty() {
+        f.reason.clone()
+    } else {
+        format!("{} ({})", f.reason, f.detail)
+    }
 }
 
 /// PSA's denial message for failed checks: `violates PodSecurity "<level>:latest": reason (detail), ...`.
 pub fn denial_message(level: Level, failures: &[Failure]) -> String {
-    let failures: Vec<String> = failures
-        .iter()
-        .map(|f| {
-            if f.detail.is_empty() {
-                f.reason.clone()
-            } else {
-                format!("{} ({})", f.reason, f.detail)
-            }
-        })
-        .collect();
+    let failures: Vec<String> = failures.iter().map(reason_and_detail).collect();
     format!(
         "violates PodSecurity \"{}:latest\": {}",
         level.as_str(),

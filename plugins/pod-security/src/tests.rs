@@ -970,3 +970,40 @@ fn individual_checks_give_the_details_of_psa_own_unit_tests() {
         );
     }
 }
+
+#[test]
+fn every_check_is_recorded_under_its_psa_id_with_the_failure_as_detail() {
+    corbel_sdk::log::take_checks();
+    let pod = json!({"spec": {"hostNetwork": true, "containers": [app(json!({}))]}});
+    assert!(denial("baseline", "Pod", pod).is_some());
+    let checks = corbel_sdk::log::take_checks();
+    assert_eq!(checks.len(), checks::BASELINE.len());
+    let failed: Vec<(&str, &str)> = checks
+        .iter()
+        .filter(|(_, passed, _)| !passed)
+        .map(|(name, _, detail)| (name.as_str(), detail.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [("hostNamespaces", "host namespaces (hostNetwork=true)")]
+    );
+}
+
+/// The AppArmor wording is Kubernetes' own as of v1.30 (`check_appArmorProfile.go` and its
+/// test, `TestCheckAppArmor_Forbidden`): the setters, then "must not set AppArmor profile type
+/// to", then the quoted values; an annotation's value is `key="value"` inside those quotes. The
+/// shorter `forbidden AppArmor profiles (key="value")` is the wording of v1.29 and earlier, when
+/// only annotations were checked; this policy implements policy version `latest`.
+#[test]
+fn the_apparmor_annotation_message_is_the_one_kubernetes_latest_reports() {
+    let pod = json!({
+        "metadata": {"annotations": {"container.apparmor.security.beta.kubernetes.io/app": "unconfined"}},
+        "spec": {"containers": [app(json!({}))]},
+    });
+    assert_eq!(
+        denial("baseline", "Pod", pod).as_deref(),
+        Some(
+            r#"violates PodSecurity "baseline:latest": forbidden AppArmor profile (annotation must not set AppArmor profile type to "container.apparmor.security.beta.kubernetes.io/app="unconfined"")"#
+        )
+    );
+}

@@ -1,7 +1,7 @@
 //! `require-labels`: denies CREATE and UPDATE of any object that misses one of the listed labels,
 //! naming every missing label in the message.
 
-use corbel_sdk::{Error, Operation, Policy, Request, Verdict, export_policy};
+use corbel_sdk::{Error, Operation, Policy, Request, Verdict, check, export_policy};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -36,10 +36,11 @@ impl Policy for RequireLabels {
             return Ok(Verdict::allow());
         }
         let present = request.labels();
+        // One check per required label, named after it: a traced denial says which one failed.
         let missing: Vec<&str> = settings
             .labels
             .iter()
-            .filter(|l| !present.contains_key(l.as_str()))
+            .filter(|l| !check(&format!("label {l}"), present.contains_key(l.as_str()), ""))
             .map(String::as_str)
             .collect();
         if missing.is_empty() {
@@ -92,6 +93,24 @@ mod tests {
         assert_eq!(
             verdict.message(),
             Some("missing required labels: team, cost-center")
+        );
+    }
+
+    #[test]
+    fn records_one_check_per_label_naming_the_missing_ones() {
+        corbel_sdk::log::take_checks();
+        let req = configmap(Operation::Create, json!({"owner": "b"}));
+        let _ = RequireLabels::validate(&req, &settings(&["team", "owner"])).unwrap();
+        let checks: Vec<(String, bool)> = corbel_sdk::log::take_checks()
+            .into_iter()
+            .map(|(name, passed, _)| (name, passed))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                ("label team".to_owned(), false),
+                ("label owner".to_owned(), true)
+            ]
         );
     }
 

@@ -135,6 +135,10 @@ void corbel_mutate(corbel_verdict *verdict, char *changed_object_json);
 /* Writes one record into the host's log. */
 typedef enum { CORBEL_TRACE, CORBEL_DEBUG, CORBEL_INFO, CORBEL_WARN, CORBEL_ERROR } corbel_level;
 void corbel_log(corbel_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records a named check and its result (detail may be NULL) and returns `passed`: when the host
+ * traces the request, a denial names the checks that failed ("why denied", docs/trace.md). Sent
+ * to the host as a debug log record of the reserved message "corbel.check". */
+bool corbel_check(const char *name, bool passed, const char *detail);
 
 /* ---- What a policy defines ----------------------------------------------------------------- */
 

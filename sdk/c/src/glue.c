@@ -143,3 +143,17 @@ void corbel_log(corbel_level level, const char *fmt, ...) {
     corbel_plugin_log_log((corbel_plugin_log_level_t)level, &message, &fields);
     free(text);
 }
+
+bool corbel_check(const char *name, bool passed, const char *detail) {
+    char *value = detail && *detail ? corbel_format("%s: %s", passed ? "pass" : "fail", detail)
+                                     : corbel_format("%s", passed ? "pass" : "fail");
+    corbel_plugin_types_field_t field = {
+        .key = {(uint8_t *)name, strlen(name)},
+        .value = {(uint8_t *)value, strlen(value)},
+    };
+    corbel_plugin_log_list_field_t fields = {&field, 1};
+    policy_string_t message = {(uint8_t *)"corbel.check", strlen("corbel.check")};
+    corbel_plugin_log_log(CORBEL_PLUGIN_LOG_LEVEL_DEBUG, &message, &fields);
+    free(value);
+    return passed;
+}

@@ -73,6 +73,8 @@ export function podSpec(kind: string, object: KubeObject | undefined): KubeObjec
 export function containers(spec: KubeObject | undefined): { kind: 'init' | 'regular' | 'ephemeral'; container: KubeObject }[];
 
 type Fields = Record<string, string | number | boolean>;
+/** Records a named check and its result for "why denied" traces; returns `passed`. */
+export function check(name: string, passed: boolean, detail?: string): boolean;
 export const log: Record<'trace' | 'debug' | 'info' | 'warn' | 'error', (message: string, fields?: Fields) => void>;
 
 export interface Policy<S> {

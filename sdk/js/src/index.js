@@ -29,6 +29,17 @@ export const log = {
   error: (message, f) => witLog('error', message, fields(f)),
 };
 
+/**
+ * Records a named check and its result, and returns `passed`: when the host traces the request
+ * (`corbel eval --trace`, a binding with `trace: true`), a denial names the checks that failed
+ * ("why denied", docs/trace.md). Sent as a debug log record of the reserved message `corbel.check`.
+ */
+export function check(name, passed, detail) {
+  const value = (passed ? 'pass' : 'fail') + (detail ? `: ${detail}` : '');
+  witLog('debug', 'corbel.check', [{ key: String(name), value }]);
+  return passed;
+}
+
 // The WIT `result` error of a call is the thrown value: always hand over a string.
 function message(e) {
   return e instanceof Error ? e.message : String(e);

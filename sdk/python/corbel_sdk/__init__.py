@@ -233,8 +233,21 @@ def log(level: str, message: str, **fields: Any) -> None:
     )
 
 
+def check(name: str, passed: bool, detail: str = "") -> bool:
+    """Records a named check and its result, and returns ``passed``: when the host traces the
+    request (``corbel eval --trace``, a binding with ``trace: true``), a denial names the checks
+    that failed ("why denied", docs/trace.md). Sent as a debug log record of the reserved message
+    ``corbel.check``."""
+    from wit_world.imports import log as wit_log
+    from wit_world.imports.types import Field
+
+    value = ("pass" if passed else "fail") + (f": {detail}" if detail else "")
+    wit_log.log(wit_log.Level.DEBUG, "corbel.check", [Field(str(name), value)])
+    return passed
+
+
 __all__ = [
-    "WIT_VERSION", "Verdict", "allow", "deny", "warn", "mutate", "Request", "GroupVersionKind",
+    "WIT_VERSION", "check", "Verdict", "allow", "deny", "warn", "mutate", "Request", "GroupVersionKind",
     "GroupVersionResource", "UserInfo", "Policy", "export", "log", "settings", "Schema",
     "SettingsError", "labels", "annotations", "set_label", "set_annotation", "pod_spec",
     "containers",

@@ -19,7 +19,9 @@ fn admit<C: Controller>(
 ) -> Result<wit::AdmissionResponse, String> {
     let settings = settings::<C>(&settings_json)?;
     let request = Request::from_wit(r).map_err(|e| e.to_string())?;
-    call(&request, &settings)
+    let answer = call(&request, &settings);
+    crate::log::flush_checks(!matches!(&answer, Ok(v) if v.is_allowed()));
+    answer
         .map(|v| v.into_wit(mutating))
         .map_err(|e| e.to_string())
 }

@@ -50,6 +50,7 @@ mod request;
 mod verdict;
 
 pub use error::Error;
+pub use log::check;
 pub use request::{
     GroupVersionKind, GroupVersionResource, Operation, Request, RequestBuilder, UserInfo,
 };
@@ -140,9 +141,9 @@ pub mod __private {
         ) -> Result<wit::AdmissionResponse, String> {
             let settings = self::settings::<P>(&settings)?;
             let request = Request::from_wit(request).map_err(|e| e.to_string())?;
-            P::validate(&request, &settings)
-                .map(|v| v.into_wit(false))
-                .map_err(|e| e.to_string())
+            let answer = P::validate(&request, &settings);
+            crate::log::flush_checks(!matches!(&answer, Ok(v) if v.is_allowed()));
+            answer.map(|v| v.into_wit(false)).map_err(|e| e.to_string())
         }
 
         fn mutate(
@@ -151,9 +152,9 @@ pub mod __private {
         ) -> Result<wit::AdmissionResponse, String> {
             let settings = self::settings::<P>(&settings)?;
             let request = Request::from_wit(request).map_err(|e| e.to_string())?;
-            P::mutate(&request, &settings)
-                .map(|v| v.into_wit(true))
-                .map_err(|e| e.to_string())
+            let answer = P::mutate(&request, &settings);
+            crate::log::flush_checks(!matches!(&answer, Ok(v) if v.is_allowed()));
+            answer.map(|v| v.into_wit(true)).map_err(|e| e.to_string())
         }
     }
 }

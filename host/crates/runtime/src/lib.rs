@@ -13,6 +13,7 @@ pub mod inspect;
 mod output;
 pub use output::prefix;
 pub mod quantity;
+pub mod trace;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use self::bindings::latest;
 use self::bindings::v0_1_0;
 use crate::capabilities::{CallContext, http::Hooks};
+use crate::trace::Trace;
 
 /// Bytes of each memory and table slot kept resident between sandboxes (see `Runtime::new`).
 const KEEP_RESIDENT: usize = 1 << 20;
@@ -388,7 +390,23 @@ impl Plugin {
         limits: Limits,
         log: &Arc<LogContext>,
     ) -> Result<Result<latest::AdmissionResponse, String>, SandboxError> {
+        self.admit_traced(which, request, settings, limits, log, None)
+            .await
+    }
+
+    /// [`Plugin::admit`], collecting the call's log lines and checks into `trace` when given
+    /// ("why denied", see [`trace`]).
+    pub async fn admit_traced(
+        &self,
+        which: Call,
+        request: &latest::AdmissionRequest,
+        settings: &String,
+        limits: Limits,
+        log: &Arc<LogContext>,
+        trace: Option<&Arc<Trace>>,
+    ) -> Result<Result<latest::AdmissionResponse, String>, SandboxError> {
         let mut call = self.sandbox(limits, log, None).await?;
+        call.store.data_mut().trace = trace.cloned();
         let result = match &self.pre {
             Versioned::V0_1_0 { pre, admission, .. } => {
                 async {
@@ -518,6 +536,7 @@ impl Plugin {
             },
             log: log.clone(),
             log_budget: LOG_RECORDS_PER_CALL,
+            trace: None,
         };
         let mut store = Store::new(&self.engine, sandbox);
         store.limiter(|s| &mut s.memory);
@@ -610,6 +629,8 @@ pub struct Sandbox {
     memory: MemoryCap,
     log: Arc<LogContext>,
     log_budget: u32,
+    /// This call's collection of log lines and checks, when the caller traces it.
+    trace: Option<Arc<Trace>>,
 }
 
 impl WasiView for Sandbox {
@@ -617,8 +638,16 @@ impl WasiView for Sandbox {
         WasiCtxView {
             ctx: self.wasi.get_or_insert_with(|| {
                 WasiCtx::builder()
-                    .stdout(output::LogStream::new(self.log.clone(), "stdout"))
-                    .stderr(output::LogStream::new(self.log.clone(), "stderr"))
+                    .stdout(output::LogStream::new(
+                        self.log.clone(),
+                        self.trace.clone(),
+                        "stdout",
+                    ))
+                    .stderr(output::LogStream::new(
+                        self.log.clone(),
+                        self.trace.clone(),
+                        "stderr",
+                    ))
                     .build()
             }),
             table: &mut self.table,
@@ -659,13 +688,52 @@ impl Sandbox {
             return;
         }
         self.log_budget -= 1;
-        let message = output::clip(message, 4096);
+        use v0_1_0::Level::*;
+        let checks = message == trace::CHECK_MESSAGE;
+        if let Some(trace) = &self.trace {
+            if checks {
+                trace.checks(fields.iter().map(|f| (f.key.as_str(), f.value.as_str())));
+            } else {
+                let text: String = std::iter::once(message.to_owned())
+                    .chain(fields.iter().map(|f| format!("{}={}", f.key, f.value)))
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let level = match level {
+                    Trace => "trace",
+                    Debug => "debug",
+                    Info => "info",
+                    Warn => "warn",
+                    Error => "error",
+                };
+                trace.log(level, &text);
+            }
+        }
+        // Formatting below costs an allocation or two: skip it for records the log drops (the
+        // SDKs send checks at debug level).
+        let enabled = match level {
+            Trace => tracing::enabled!(target: "corbel::plugin", tracing::Level::TRACE),
+            Debug => tracing::enabled!(target: "corbel::plugin", tracing::Level::DEBUG),
+            Info => tracing::enabled!(target: "corbel::plugin", tracing::Level::INFO),
+            Warn => tracing::enabled!(target: "corbel::plugin", tracing::Level::WARN),
+            Error => tracing::enabled!(target: "corbel::plugin", tracing::Level::ERROR),
+        };
+        if !enabled {
+            if self.log_budget == 0 {
+                let (binding, plugin) = (self.log.binding.as_str(), self.log.plugin.as_str());
+                tracing::warn!(target: "corbel::plugin", binding, plugin, "log limit of {LOG_RECORDS_PER_CALL} records per call reached: further records dropped");
+            }
+            return;
+        }
+        let message = if checks {
+            "checks:".into()
+        } else {
+            output::clip(message, 4096)
+        };
         let fields: String = fields
             .iter()
             .map(|f| format!(" {}={}", f.key, output::clip(&f.value, 1024)))
             .collect();
         let (binding, plugin) = (self.log.binding.as_str(), self.log.plugin.as_str());
-        use v0_1_0::Level::*;
         match level {
             Trace => {
                 tracing::trace!(target: "corbel::plugin", binding, plugin, "{message}{fields}")

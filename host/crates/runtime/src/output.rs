@@ -9,18 +9,25 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use super::LogContext;
+use crate::trace::Trace;
 
 /// Bytes of output kept per stream and call.
 const CAP: usize = 64 << 10;
 
 pub(super) struct LogStream {
     log: Arc<LogContext>,
+    /// The call's trace, when traced: each line goes there too.
+    trace: Option<Arc<Trace>>,
     stream: &'static str,
 }
 
 impl LogStream {
-    pub(super) fn new(log: Arc<LogContext>, stream: &'static str) -> Self {
-        Self { log, stream }
+    pub(super) fn new(
+        log: Arc<LogContext>,
+        trace: Option<Arc<Trace>>,
+        stream: &'static str,
+    ) -> Self {
+        Self { log, trace, stream }
     }
 }
 
@@ -34,6 +41,7 @@ impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
         Box::new(LineWriter {
             log: self.log.clone(),
+            trace: self.trace.clone(),
             stream: self.stream,
             line: Vec::new(),
             taken: 0,
@@ -43,6 +51,7 @@ impl StdoutStream for LogStream {
 
 struct LineWriter {
     log: Arc<LogContext>,
+    trace: Option<Arc<Trace>>,
     stream: &'static str,
     line: Vec<u8>,
     taken: usize,
@@ -55,6 +64,9 @@ impl LineWriter {
         }
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches(['\r', '\n']);
+        if let Some(trace) = &self.trace {
+            trace.log(self.stream, text);
+        }
         tracing::info!(target: "corbel::plugin", binding = %self.log.binding, plugin = %self.log.plugin, stream = self.stream, "{text}");
         self.line.clear();
     }

@@ -11,6 +11,7 @@
 //! | `oversized-output` | answers with a 32 MiB denial message |
 //! | `garbage-output` | answers with a status code that is not HTTP and a mutated object that is not JSON |
 //! | `bad-settings` | refuses its settings in `validate-settings` |
+//! | `chatty` | records a failed check, then logs 200 records and prints 50 lines to stdout, and denies |
 
 wit_bindgen::generate!({ path: "../../../wit/v0.1.0", world: "policy" });
 
@@ -59,6 +60,26 @@ fn attack(settings: &str) -> Result<AdmissionResponse, String> {
             mutated_object: Some("{not json".into()),
             ..allow
         }),
+        "chatty" => {
+            use corbel::plugin::log::{Level, log};
+            use corbel::plugin::types::Field;
+            let check = Field {
+                key: "early".into(),
+                value: "fail: the check that matters".into(),
+            };
+            log(Level::Debug, "corbel.check", &[check]);
+            for i in 0..200 {
+                log(Level::Info, &format!("log line {i}"), &[]);
+            }
+            for i in 0..50 {
+                println!("stdout line {i}");
+            }
+            Ok(AdmissionResponse {
+                allowed: false,
+                message: Some("chatty says no".into()),
+                ..allow
+            })
+        }
         other => Err(format!("unknown attack {other:?}")),
     }
 }
