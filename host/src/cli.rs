@@ -5,6 +5,7 @@ mod cases;
 mod kubernetes;
 mod new;
 mod plugin;
+mod shadow;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -125,6 +126,11 @@ enum Command {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+    /// Read what a running server's shadow candidates made of live requests (docs/shadow.md).
+    Shadow {
+        #[command(subcommand)]
+        command: shadow::ShadowCommand,
+    },
     /// Print the webhook configurations and RBAC a cluster needs for a configuration
     /// (docs/kubernetes.md).
     Kubernetes {
@@ -206,6 +212,7 @@ pub fn main() -> ExitCode {
             Command::New { lang, name, sdk } => new::run(lang, &name, sdk),
             Command::Inspect { file, json } => inspect(file, json),
             Command::Plugin { command } => plugin::run(command).await,
+            Command::Shadow { command } => shadow::run(command).await,
             Command::Kubernetes { command } => kubernetes::run(command).await,
             Command::XdsBootstrap {
                 group,

@@ -7,8 +7,12 @@
 //! | `GET /healthz` | 200 while the process serves |
 //! | `GET /readyz` | 200 when every binding loaded, else 503 with the reasons |
 //! | `GET /metrics` | Prometheus text format |
+//! | `POST /validate-raw/{binding}`, `POST /mutate-raw/{binding}` | any JSON document, `{"request": <document>}` → `{"response": {...}}` (docs/raw.md) |
+//! | `GET /shadow`, `GET /shadow/{binding}` | the shadow candidates' counts and last disagreements (docs/shadow.md) |
 
+mod raw;
 mod server;
+mod shadow;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,10 +71,24 @@ pub fn router(state: Arc<AppState>, max_body_size: usize) -> Router {
                 webhook(Mode::Mutate, max_body_size, state, name, headers, body)
             }),
         )
+        .route(
+            "/validate-raw/{binding}",
+            post(move |state, name, headers, body| {
+                raw::raw(Mode::Validate, max_body_size, state, name, headers, body)
+            }),
+        )
+        .route(
+            "/mutate-raw/{binding}",
+            post(move |state, name, headers, body| {
+                raw::raw(Mode::Mutate, max_body_size, state, name, headers, body)
+            }),
+        )
+        .route("/shadow", get(shadow::all))
+        .route("/shadow/{binding}", get(shadow::one))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { status(StatusCode::NOT_FOUND, "NotFound", "no such endpoint: POST /validate/{binding} or /mutate/{binding}, GET /healthz, /readyz or /metrics") })
+        .fallback(|| async { status(StatusCode::NOT_FOUND, "NotFound", "no such endpoint: POST /validate/{binding}, /mutate/{binding}, /validate-raw/{binding} or /mutate-raw/{binding}, GET /healthz, /readyz, /metrics or /shadow") })
         .with_state(state)
 }
 
@@ -262,6 +280,13 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
                 },
                 Entry::Failed { plugin, reason, mode, .. } => json!({"loaded": false, "plugin": plugin, "mode": mode, "error": reason}),
             };
+            // A candidate that failed to load is reported, never makes the binding unready.
+            let mut value = value;
+            if let Entry::Loaded(b) = entry
+                && let Some(shadow) = &b.shadow
+            {
+                value["shadow"] = shadow.readiness();
+            }
             (name.clone(), value)
         })
         .collect();

@@ -96,7 +96,11 @@ impl BindingSet {
         let compiled = compile_all(runtime, configs, &loader).await;
         let entries = join_all(configs.iter().map(|config| {
             let plugin = compiled[&config.plugin].clone();
-            async move { (config.name.clone(), bind(runtime, config, plugin).await) }
+            let candidate = config.shadow.as_ref().map(|s| compiled[&s.plugin].clone());
+            async move {
+                let entry = bind(runtime, config, plugin, candidate).await;
+                (config.name.clone(), entry)
+            }
         }))
         .await;
         Self {
@@ -226,6 +230,8 @@ async fn compile_all(
     loader: &Arc<Loader>,
 ) -> BTreeMap<std::path::PathBuf, Result<Arc<Plugin>, String>> {
     let mut files: Vec<std::path::PathBuf> = configs.iter().map(|c| c.plugin.clone()).collect();
+    // Shadow candidates compile through the same loader and cache (docs/shadow.md).
+    files.extend(configs.iter().filter_map(|c| Some(c.shadow.as_ref()?.plugin.clone())));
     files.sort();
     files.dedup();
     let compiled = join_all(files.into_iter().map(|path| {
@@ -247,6 +253,7 @@ async fn bind(
     runtime: &Runtime,
     config: &BindingConfig,
     plugin: Result<Arc<Plugin>, String>,
+    candidate: Option<Result<Arc<Plugin>, String>>,
 ) -> Entry {
     let failed = |reason: String| Entry::Failed {
         mode: config.mode,
@@ -281,6 +288,8 @@ async fn bind(
             match Binding::new(plugin, spec).await {
                 Ok(mut binding) => {
                     binding.enforcement = config.enforcement;
+                    binding.shadow =
+                        crate::shadow::load(config, runtime.max_memory(), candidate).await;
                     Entry::Loaded(Arc::new(binding))
                 }
                 Err(e) => failed(e.to_string()),

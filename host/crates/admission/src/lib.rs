@@ -9,6 +9,8 @@
 pub mod bindings;
 pub mod config;
 mod patch;
+pub mod raw;
+pub mod shadow;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -166,6 +168,9 @@ pub struct Binding {
     /// What the plugin's denials do; [`Enforcement::Deny`] unless the binding's configuration
     /// says otherwise (set after [`Binding::new`]).
     pub enforcement: Enforcement,
+    /// The candidate version evaluated beside this one on live requests (set after
+    /// [`Binding::new`]; `docs/shadow.md`).
+    pub shadow: Option<Arc<shadow::Shadow>>,
     log: Arc<LogContext>,
 }
 
@@ -242,6 +247,7 @@ impl Binding {
             limits,
             failure_policy,
             enforcement: Enforcement::Deny,
+            shadow: None,
             log,
         })
     }
@@ -348,6 +354,7 @@ async fn judge(binding: &Binding, request: &Request) -> (Decision, Outcome) {
     let span = tracing::info_span!("admit", binding = %binding.name, plugin = %binding.plugin.name(), uid = %request.uid);
     let started = Instant::now();
     let result = evaluate(binding, request).instrument(span.clone()).await;
+    shadow::observe(binding, request, &result);
     let _enter = span.enter();
     match result {
         Ok(verdict) => {

@@ -235,6 +235,12 @@ impl Metrics {
             "1 while this replica holds the controllers' Lease (always 1 without leader election)",
             leader.clone(),
         );
+        // Owned by admission's shadow evaluation (docs/shadow.md); registered here.
+        registry.register(
+            "shadow_evaluations",
+            "Live requests given to a binding's shadow candidate, by binding and result: agreed, disagreed (allowed, message or patch differ), skipped (CPU share in use, or candidate not loaded), error (either version could not evaluate)",
+            corbel_admission::shadow::metrics().clone(),
+        );
         let audit = audit::AuditMetrics::register(&mut registry);
         Self {
             registry,
