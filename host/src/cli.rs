@@ -6,6 +6,7 @@ mod kubernetes;
 mod new;
 mod plugin;
 mod shadow;
+mod record;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -91,6 +92,10 @@ enum Command {
         /// Memory limit of the sandbox, e.g. 64Mi.
         #[arg(long, default_value = "64Mi", value_parser = parse_quantity)]
         memory_limit: usize,
+        /// Also print, on standard error, the checks the plugin made and its log lines ("why
+        /// denied", docs/trace.md).
+        #[arg(long)]
+        trace: bool,
     },
     /// Publish, sign, install, list, remove and inspect plugins in OCI registries (docs/registry.md).
     Plugin {
@@ -115,6 +120,12 @@ enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Evaluate a file of AdmissionReviews with a plugin and write each request with its verdict
+    /// as a `corbel test` case, Secret data and --redact pointers redacted (docs/record-replay.md).
+    ///
+    /// A binding with `record: {dir: ...}` does the same with live requests. Replay the folder
+    /// against another version with `corbel test DIR --plugin OTHER.wasm`.
+    Record(record::RecordArgs),
     /// Scaffold a policy in a language of your choice that builds (./build.sh) and passes its own
     /// cases (corbel test NAME/tests) out of the box.
     New {
@@ -191,6 +202,7 @@ pub fn main() -> ExitCode {
                 request,
                 timeout,
                 memory_limit,
+                trace,
             } => {
                 eval(
                     plugin,
@@ -201,6 +213,7 @@ pub fn main() -> ExitCode {
                         timeout,
                         memory: memory_limit,
                     },
+                    trace,
                 )
                 .await
             }
@@ -209,6 +222,7 @@ pub fn main() -> ExitCode {
                 plugin,
                 filter,
             } => cases::run(&dir, plugin, filter.as_deref()).await,
+            Command::Record(args) => record::run(args).await,
             Command::New { lang, name, sdk } => new::run(lang, &name, sdk),
             Command::Inspect { file, json } => inspect(file, json),
             Command::Plugin { command } => plugin::run(command).await,
@@ -745,6 +759,7 @@ async fn eval(
     mode: Mode,
     request: String,
     limits: Limits,
+    trace: bool,
 ) -> anyhow::Result<()> {
     let text = if request == "-" {
         let mut text = String::new();
@@ -790,9 +805,14 @@ async fn eval(
         ..admission::Spec::new("eval", &settings, mode)
     };
     let binding = Binding::new(Arc::new(loaded), spec).await?;
-    let verdict = admission::evaluate(&binding, &request)
-        .await
-        .map_err(|e| anyhow::anyhow!("plugin {} {e}", binding.plugin.name()))?;
+    let verdict = if trace {
+        let (result, collected) = admission::trace::evaluate_traced(&binding, &request).await;
+        record::print_trace(&binding, result.as_ref(), &collected);
+        result
+    } else {
+        admission::evaluate(&binding, &request).await
+    }
+    .map_err(|e| anyhow::anyhow!("plugin {} {e}", binding.plugin.name()))?;
     let response = admission::respond(&request, verdict);
     let review: serde_json::Value = serde_json::from_slice(&admission::review_json(response))?;
     println!("{}", serde_json::to_string_pretty(&review)?);

@@ -303,9 +303,10 @@ async fn check(
     if let Some(pattern) = &expect.message {
         match &verdict.message {
             Some(message) => matches("message", pattern, message, &mut failures),
-            None => failures.push(format!(
-                "message: expected one matching /{pattern}/, got none"
-            )),
+            None => failures.push(match admission::record::literal(pattern) {
+                Some(expected) => format!("message: expected {expected:?}, got none"),
+                None => format!("message: expected one matching /{pattern}/, got none"),
+            }),
         }
     }
     if let Some(code) = expect.code {
@@ -349,7 +350,11 @@ async fn check(
 fn matches(what: &str, pattern: &str, text: &str, failures: &mut Vec<String>) {
     match regex::Regex::new(pattern) {
         Ok(re) if re.is_match(text) => {}
-        Ok(_) => failures.push(format!("{what}: {text:?} does not match /{pattern}/")),
+        // A recorded case expects exact text (`^escaped$`): say what changed in plain words.
+        Ok(_) => match admission::record::literal(pattern) {
+            Some(expected) => failures.push(format!("{what}: expected {expected:?}, got {text:?}")),
+            None => failures.push(format!("{what}: {text:?} does not match /{pattern}/")),
+        },
         Err(e) => failures.push(format!("{what}: the pattern /{pattern}/ is not valid: {e}")),
     }
 }

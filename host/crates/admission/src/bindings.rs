@@ -288,6 +288,8 @@ async fn bind(
             match Binding::new(plugin, spec).await {
                 Ok(mut binding) => {
                     binding.enforcement = config.enforcement;
+                    binding.trace = config.trace;
+                    binding.recorder = crate::record::for_binding(config, &settings);
                     binding.shadow =
                         crate::shadow::load(config, runtime.max_memory(), candidate).await;
                     Entry::Loaded(Arc::new(binding))

@@ -9,6 +9,8 @@
 pub mod bindings;
 pub mod config;
 mod patch;
+pub mod record;
+pub mod trace;
 pub mod raw;
 pub mod shadow;
 
@@ -123,6 +125,23 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
         limits: Limits,
         log: &'a Arc<LogContext>,
     ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>>;
+    /// [`Policy::admit`], collecting the call's log lines and checks into `trace` when given
+    /// ("why denied"). A policy without a log collects nothing.
+    #[allow(
+        clippy::ptr_arg,
+        reason = "the settings as Plugin takes them, with no copy"
+    )]
+    fn admit_traced<'a>(
+        &'a self,
+        call: Call,
+        request: &'a wit::AdmissionRequest,
+        settings: &'a String,
+        limits: Limits,
+        log: &'a Arc<LogContext>,
+        _trace: Option<&'a Arc<trace::Trace>>,
+    ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>> {
+        self.admit(call, request, settings, limits, log)
+    }
 }
 
 impl Policy for Plugin {
@@ -153,6 +172,20 @@ impl Policy for Plugin {
     ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>> {
         Box::pin(Plugin::admit(self, call, request, settings, limits, log))
     }
+
+    fn admit_traced<'a>(
+        &'a self,
+        call: Call,
+        request: &'a wit::AdmissionRequest,
+        settings: &'a String,
+        limits: Limits,
+        log: &'a Arc<LogContext>,
+        trace: Option<&'a Arc<trace::Trace>>,
+    ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>> {
+        Box::pin(Plugin::admit_traced(
+            self, call, request, settings, limits, log, trace,
+        ))
+    }
 }
 
 /// A loaded binding: a plugin with its settings, mode, limits and failure policy.
@@ -172,6 +205,10 @@ pub struct Binding {
     /// [`Binding::new`]; `docs/shadow.md`).
     pub shadow: Option<Arc<shadow::Shadow>>,
     log: Arc<LogContext>,
+    /// Denials carry the plugin's log lines and checks as warnings (`trace: true`).
+    pub trace: bool,
+    /// Writes requests and verdicts as `corbel test` cases (`record:`).
+    pub recorder: Option<Arc<record::Recorder>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -249,6 +286,8 @@ impl Binding {
             enforcement: Enforcement::Deny,
             shadow: None,
             log,
+            trace: false,
+            recorder: None,
         })
     }
 }
@@ -294,6 +333,35 @@ impl EvaluationError {
 
 /// Runs the binding's plugin on one request and checks its answer.
 pub async fn evaluate(binding: &Binding, request: &Request) -> Result<Verdict, EvaluationError> {
+    run(binding, request, None).await
+}
+
+/// [`evaluate`] as a served binding does it: recorded when it records, and a denial carrying the
+/// trace as warnings when it traces (after recording: a replayed case is evaluated untraced).
+async fn evaluate_bound(binding: &Binding, request: &Request) -> Result<Verdict, EvaluationError> {
+    if !binding.trace && binding.recorder.is_none() {
+        return run(binding, request, None).await;
+    }
+    let collect = binding.trace.then(|| Arc::new(trace::Trace::new()));
+    let mut result = run(binding, request, collect.as_ref()).await;
+    if let (Some(recorder), Ok(verdict)) = (&binding.recorder, &result) {
+        recorder.record(request, verdict);
+    }
+    if let (Some(collected), Ok(verdict)) = (&collect, &mut result)
+        && !verdict.allowed
+    {
+        let warnings = trace::warnings(&binding.name, &collected.collected());
+        verdict.warnings.extend(warnings);
+    }
+    result
+}
+
+/// [`evaluate`], with the plugin's log lines and checks collected into `trace` when given.
+async fn run(
+    binding: &Binding,
+    request: &Request,
+    trace: Option<&Arc<trace::Trace>>,
+) -> Result<Verdict, EvaluationError> {
     let call = match binding.mode {
         Mode::Validate => Call::Validate,
         Mode::Mutate => Call::Mutate,
@@ -301,12 +369,13 @@ pub async fn evaluate(binding: &Binding, request: &Request) -> Result<Verdict, E
     let input = to_wit(request)?;
     let output = binding
         .plugin
-        .admit(
+        .admit_traced(
             call,
             &input,
             &binding.settings,
             binding.limits,
             &binding.log,
+            trace,
         )
         .await?
         .map_err(EvaluationError::Plugin)?;
@@ -353,7 +422,9 @@ impl Decision {
 async fn judge(binding: &Binding, request: &Request) -> (Decision, Outcome) {
     let span = tracing::info_span!("admit", binding = %binding.name, plugin = %binding.plugin.name(), uid = %request.uid);
     let started = Instant::now();
-    let result = evaluate(binding, request).instrument(span.clone()).await;
+    let result = evaluate_bound(binding, request)
+        .instrument(span.clone())
+        .await;
     shadow::observe(binding, request, &result);
     let _enter = span.enter();
     match result {
@@ -453,11 +524,19 @@ fn enforce(
     match enforcement {
         Enforcement::Warn => warnings.push(said),
         Enforcement::Audit => {
-            tracing::info!(binding = %name, uid = %request.uid, kind = %request.kind.kind,
-                namespace = request.namespace.as_deref().unwrap_or(""), name = %request.name,
-                user = request.user_info.username.as_deref().unwrap_or(""),
-                error = outcome.error.unwrap_or(""), message = %message,
-                "would deny (enforcement: audit): admitted");
+            // A dry run (kubectl --dry-run=server, or a background audit going through every
+            // object) is not a request that was admitted: at debug, so an audit does not flood
+            // the log with one record per failing object.
+            if request.dry_run {
+                tracing::debug!(binding = %name, uid = %request.uid, message = %message,
+                    "would deny (enforcement: audit): admitted (dry run)");
+            } else {
+                tracing::info!(binding = %name, uid = %request.uid, kind = %request.kind.kind,
+                    namespace = request.namespace.as_deref().unwrap_or(""), name = %request.name,
+                    user = request.user_info.username.as_deref().unwrap_or(""),
+                    error = outcome.error.unwrap_or(""), message = %message,
+                    "would deny (enforcement: audit): admitted");
+            }
             response
                 .audit_annotations
                 .insert(AUDIT_ANNOTATION.to_owned(), message);
