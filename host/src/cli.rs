@@ -265,7 +265,7 @@ async fn serve(
     for binding in config.rules_not_applied() {
         tracing::warn!(
             binding,
-            "binding's rules and selectors are not applied by Corbel without `embedded`: the API server applies the webhook configuration registered there; `corbel kubernetes webhooks -c {}` prints the one to apply",
+            "binding's rules and selectors do not filter what Corbel admits without `embedded`: the API server applies the webhook configuration registered there (`corbel kubernetes webhooks -c {}` prints the one to apply); they only pick the objects of the binding's background audit, when it has `audit:`",
             config_path.display()
         );
     }
@@ -472,7 +472,9 @@ fn start_audit(
         install_crds: config.embedded.is_some(),
     };
     match config.leader_election() {
-        None => tokio::spawn(room.run(stop)),
+        // The audit evaluates on the background thread, below admission's CPU priority; the
+        // Lease's renewals stay on the server's runtime.
+        None => tokio::spawn(crate::admission::background::run(room.run(stop))),
         Some(mut election) => {
             election.lease_name = format!("{}-audit", election.lease_name);
             let identity = election
@@ -486,7 +488,7 @@ fn start_audit(
             let elector = crate::reconcile::leader::Elector::new(client, &election, identity);
             tokio::spawn(async move {
                 crate::reconcile::leader::run(elector, election, &health, stop, move |stop| {
-                    room.clone().run(stop)
+                    crate::admission::background::run(room.clone().run(stop))
                 })
                 .await
             })

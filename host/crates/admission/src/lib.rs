@@ -6,6 +6,7 @@
 //! failure policy to evaluation errors (and to a binding that is not loaded); [`answer`] writes
 //! the decision as the AdmissionResponse.
 
+pub mod background;
 pub mod bindings;
 pub mod config;
 mod patch;
