@@ -1,14 +1,17 @@
-//! Where work beside admission runs: shadow candidates ([`crate::shadow`]) and the background
-//! audit (`corbel-audit`). Both evaluate plugins as admission does, and on a busy host they
-//! would take the cores the webhook needs: the admission bench measured admission p99 at
-//! 2,000 req/s at 2.2× with a shadow candidate and 2.0× with an audit running, on two cores,
-//! when both ran on the server's own threads (docs/benchmarks.md).
+//! Where the background audit (`corbel-audit`) runs. It evaluates plugins as admission does, and
+//! on a busy host it would take the cores the webhook needs: the admission bench measured
+//! admission p99 at 2,000 req/s at 2.0× with an audit running, on two cores, when the audit ran
+//! on the server's own threads (docs/benchmarks.md).
 //!
-//! So they run on a runtime of their own: one thread at the lowest CPU priority (nice 19, a
+//! So it runs on a runtime of its own: one thread at the lowest CPU priority (nice 19, a
 //! per-thread setting on Linux). The kernel then gives the webhook's threads the CPU first
 //! (a nice-19 thread weighs 15 against a nice-0 thread's 1,024), while idle cores still go to
-//! the background work. A priority rather than a quota: an audit on an idle host runs at full
-//! speed, and a shadow candidate that cannot keep up is skipped and counted by its permits.
+//! the audit. A priority rather than a quota: an audit on an idle host runs at full speed.
+//!
+//! Shadow candidates ([`crate::shadow`]) stay on the server's runtime, bounded by their permits:
+//! on this thread they were starved whenever anything else ran (82 of 101 sequential requests
+//! skipped in `tests/shadow.rs` while a build ran beside it), and a candidate that is skipped
+//! gives the operator no evidence.
 
 use std::future::Future;
 use std::sync::OnceLock;

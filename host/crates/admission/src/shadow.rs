@@ -223,12 +223,14 @@ impl Shadow {
             Ok(verdict) => verdict.clone(),
             Err(e) => return self.error(format!("the serving version {e}")),
         };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return self.count(Tally::Skipped);
+        };
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return self.count(Tally::Skipped);
         };
         let (candidate, request) = (candidate.clone(), request.clone());
-        // Off the request path, and below admission's CPU priority (crate::background).
-        crate::background::spawn(async move {
+        runtime.spawn(async move {
             let _permit = permit;
             match crate::evaluate(&candidate, &request).await {
                 Ok(verdict) => self.compare(&request, &serving, &verdict),
