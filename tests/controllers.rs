@@ -272,6 +272,24 @@ async fn capabilities_beyond_the_grants_are_refused_with_the_capability_named() 
     );
 }
 
+/// The Events about the Probe `name`, as JSON.
+async fn events_about(client: &kube::Client, name: &str) -> Vec<serde_json::Value> {
+    let events: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "default",
+        &resource("events.k8s.io", "v1", "Event", "events"),
+    );
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|e| e.data)
+        .filter(|e| e["regarding"]["name"] == name)
+        .collect()
+}
+
 #[tokio::test]
 async fn failures_set_conditions_retry_with_backoff_and_block_until_the_object_changes() {
     let port = backend().await;
@@ -338,6 +356,42 @@ async fn failures_set_conditions_retry_with_backoff_and_block_until_the_object_c
         metrics.contains("corbel_reconcile_queue_depth"),
         "{metrics}"
     );
+    // A new object is reconciled once: the write of its status does not call the plugin again,
+    // so its failure is one Warning Event, not two (issue 18, bug 6).
+    assert_eq!(count("permanent"), 1.0, "{metrics}");
+    let broken_events = events_about(&client, "broken").await;
+    assert_eq!(broken_events.len(), 1, "{broken_events:#?}");
+    assert_eq!(broken_events[0]["reason"], "ProbePermanent");
+    assert!(broken_events[0]["series"].is_null(), "{broken_events:#?}");
+
+    // Another note under the same reason is a new Event, not a repeat of the first note.
+    probes(&client)
+        .patch(
+            "trap",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"fail": "loop"}})),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let notes: Vec<String> = events_about(&client, "trap")
+            .await
+            .iter()
+            .filter(|e| e["reason"] == "PluginFailed")
+            .filter_map(|e| e["note"].as_str().map(str::to_owned))
+            .collect();
+        if notes.iter().any(|n| n.contains("trapped"))
+            && notes.iter().any(|n| n.contains("timed out after 2s"))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the new note never appeared: {notes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     // A permanent failure waits for a change, then the object recovers.
     probes(&client)

@@ -162,3 +162,65 @@ async fn survive(
     assert!(metric(&survivor, "corbel_leader{").await.ends_with(" 1"));
     eprintln!("takeover after {took_over:?}");
 }
+
+/// Issue 18, bug 6: a leader whose watches are all refused (RBAC allows its Lease, not its kind)
+/// stops at once on SIGTERM instead of waiting out `shutdownGracePeriod`: kube-runtime would
+/// hold the controller until a first list that never succeeds.
+#[tokio::test]
+async fn a_leader_whose_watches_are_forbidden_stops_at_once_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.csv");
+    std::fs::write(&tokens, "replica-token,replica,1,\"replicas\"\n").unwrap();
+    let auth = format!(
+        "auth:\n  tokenFile: {}\n  rules:\n  - subjects: [{{group: replicas}}]\n    verbs: [get, create, update, patch]\n    groups: [coordination.k8s.io]\n    resources: [leases]\n",
+        tokens.display()
+    );
+    let api = Embedded::start("[]", &auth, None).await;
+    create_crd(&api.client().await).await;
+    // The replica's kubeconfig: the API's, with the restricted user's token.
+    let mut kubeconfig: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(&api.kubeconfig).unwrap()).unwrap();
+    kubeconfig["users"][0]["user"]["token"] = "replica-token".into();
+    let restricted = dir.path().join("kubeconfig");
+    std::fs::write(&restricted, serde_yaml_ng::to_string(&kubeconfig).unwrap()).unwrap();
+    let extra = format!(
+        "shutdownGracePeriod: 10s\nkubernetes: {{kubeconfig: {}}}\nleaderElection: {{identity: only, leaseDuration: 3s, renewPeriod: 1s}}\ncontrollers:\n  - name: probe\n    plugin: {}\n",
+        restricted.display(),
+        plugin("probe_controller").display()
+    );
+    let replica = Server::start("[]", &extra).await;
+    let started = Instant::now();
+    // It leads (its controllers run), and their lists are refused.
+    while !(replica.log().contains("reconciling controller=probe")
+        && replica.log().contains("controller error"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the replica never led with its watches refused:\n{}",
+            replica.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut replica = replica;
+    let stopping = Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &replica.pid().to_string()])
+        .status()
+        .unwrap();
+    while replica.is_running() {
+        assert!(
+            stopping.elapsed() < Duration::from_secs(20),
+            "corbel did not stop:\n{}",
+            replica.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = stopping.elapsed();
+    let log = replica.log();
+    assert!(
+        took < Duration::from_secs(4),
+        "SIGTERM took {took:?} (the grace period is 10 s):\n{log}"
+    );
+    assert!(log.contains("released the Lease"), "{log}");
+    eprintln!("stopped {took:?} after SIGTERM with every watch forbidden");
+}

@@ -179,3 +179,184 @@ async fn a_plugin_object_installs_swaps_versions_under_load_and_keeps_serving_th
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A replica whose config is `config` (YAML, top level) in a workspace of `registry`, serving.
+async fn replica_in(ws: &Workspace, config: &str) -> corbel_e2e::Server {
+    std::fs::write(ws.path("corbel.yaml"), config).unwrap();
+    ws.serve().await
+}
+
+fn installs(server: &corbel_e2e::Server) -> usize {
+    server.log().matches("installing the Plugin").count()
+}
+
+/// Issue 18, bug 2: two replicas, one of which cannot reach the registry (it does not trust its
+/// certificate). Only the Lease's holder writes the status, so it does not flip between Ready and
+/// Failed; a status write does not make anyone install again; the failing replica is not ready
+/// and says why; when the Lease changes hands the new holder writes what it installed already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_replicas_one_writes_the_status_nobody_reinstalls_and_a_failing_replica_is_not_ready()
+ {
+    use corbel_e2e::registry::TestCa;
+    use k8s_openapi::api::coordination::v1::Lease;
+
+    let registry = TestRegistry::start();
+    let good = Workspace::new(&registry, "", "[]");
+    let v1 = registry.reference("policies/demo:v1");
+    ok(&good.corbel(&["push", plugin("require_labels").to_str().unwrap(), &v1]));
+    let election =
+        "leaderElection: {namespace: default, leaseDuration: 3s, renewPeriod: 1s, identity:";
+    let registry_yaml = format!(
+        "registry: {{cacheDir: cache, caFile: ca.crt, allowUnsigned: ['{}/*']}}",
+        registry.address
+    );
+
+    // The API (embedded) is one replica: it trusts another CA, so every install fails there.
+    let bad = Workspace::new(&registry, "", "[]");
+    std::fs::write(bad.path("ca.crt"), TestCa::new().pem).unwrap();
+    let api = replica_in(
+        &bad,
+        &format!("tls: {{development: {{dir: tls}}}}\nembedded: {{dataDir: data}}\n{election} api}}\n{registry_yaml}\nbindings: []\n"),
+    )
+    .await;
+    let kubeconfig = bad.path("data/kubeconfig");
+    let client = kube::Client::try_from(
+        kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).unwrap(),
+            &Default::default(),
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "default");
+    let holder = || async {
+        leases
+            .get_opt("corbel-controllers-plugins")
+            .await
+            .unwrap()
+            .and_then(|l| l.spec?.holder_identity)
+    };
+    let started = Instant::now();
+    while holder().await.as_deref() != Some("api") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the API's replica never took the Plugin Lease:\n{}",
+            api.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The other replica, in Kubernetes mode against it, can install.
+    let healthy = replica_in(
+        &good,
+        &format!(
+            "tls: {{development: {{dir: tls}}}}\nkubernetes: {{kubeconfig: {}}}\n{election} healthy}}\n{registry_yaml}\nbindings: []\n",
+            kubeconfig.display()
+        ),
+    )
+    .await;
+    let context = || {
+        format!(
+            "API replica {}\nhealthy replica {}",
+            api.log(),
+            healthy.log()
+        )
+    };
+
+    let plugins_api = plugins(&client);
+    let demo = json!({"apiVersion": "corbel.dev/v1alpha1", "kind": "Plugin", "metadata": {"name": "demo"},
+        "spec": {"reference": v1, "settings": {"labels": ["team"]}}});
+    plugins_api
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(demo).unwrap(),
+        )
+        .await
+        .unwrap();
+    let created = Instant::now();
+    // The holder (the API's replica) reports what it saw: Failed.
+    let status = wait_status(&client, "demo", |s| s["phase"] == "Failed").await;
+    assert!(
+        !status["lastError"].as_str().unwrap_or_default().is_empty(),
+        "{status}"
+    );
+    // The healthy replica serves the binding all the same.
+    let started = Instant::now();
+    loop {
+        let (code, body) = healthy
+            .post("/validate/demo", &review("configmap-unlabelled"))
+            .await;
+        if code == 200 {
+            assert_eq!(body["response"]["allowed"], false, "{body}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the healthy replica never served the Plugin ({code}):\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The failing replica is not ready, and names the Plugin; the healthy one is.
+    let (code, body) = api.get_text("/readyz").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("plugin/demo") && body.contains("not installed on this replica"),
+        "{body}"
+    );
+    assert_eq!(healthy.get_text("/readyz").await.0, 200);
+    assert!(
+        api.log().contains("Plugin install failed on this replica"),
+        "the failing replica logs why:\n{}",
+        api.log()
+    );
+
+    // Quiet: nothing rewrites the status, nothing installs again.
+    let version = |p: DynamicObject| p.metadata.resource_version.unwrap();
+    let before = version(plugins_api.get("demo").await.unwrap());
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = version(plugins_api.get("demo").await.unwrap());
+    assert_eq!(before, after, "the status keeps changing:\n{}", context());
+    assert_eq!(installs(&healthy), 1, "{}", context());
+    let retries_due = 1 + created.elapsed().as_secs() as usize / 10;
+    assert!(
+        installs(&api) <= retries_due,
+        "a failure is retried after 10 s, not on every event:\n{}",
+        context()
+    );
+
+    // The Lease changes hands: the healthy replica writes what it installed, without installing.
+    leases
+        .patch(
+            "corbel-controllers-plugins",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"holderIdentity": "healthy"}})),
+        )
+        .await
+        .unwrap();
+    let status = wait_status(&client, "demo", |s| s["phase"] == "Ready").await;
+    assert!(
+        status["loadedDigest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"),
+        "{status}"
+    );
+    assert_eq!(status["resolvedDigest"], status["loadedDigest"]);
+    let before = version(plugins_api.get("demo").await.unwrap());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = plugins_api.get("demo").await.unwrap();
+    let after = version(now.clone());
+    assert_eq!(
+        before,
+        after,
+        "the status keeps changing: {}\n{}",
+        serde_json::to_string(&now).unwrap(),
+        context()
+    );
+    assert_eq!(installs(&healthy), 1, "{}", context());
+    eprintln!(
+        "status written by one replica; installs: healthy 1, failing {}",
+        installs(&api)
+    );
+}

@@ -368,6 +368,8 @@ async fn serve(
             config.registry.settings(),
             // The host owns the Plugin kind: in embedded mode it serves it from the start.
             config.embedded.is_some(),
+            // With several replicas one writes the Plugins' status: the Lease's holder.
+            config.leader_election(),
             stopped.clone(),
         ))
     });

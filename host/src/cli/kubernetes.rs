@@ -335,6 +335,18 @@ pub fn needs(
             .entry(("corbel.dev".into(), "plugins/status".into()))
             .or_default()
             .extend(["get", "patch"]);
+        if let Some(election) = config.leader_election() {
+            // With several replicas, the holder of this Lease writes the Plugins' status.
+            let lease = format!("{}-plugins", election.lease_name);
+            needs.named(namespace, "coordination.k8s.io", "leases", &[], &["create"]);
+            needs.named(
+                namespace,
+                "coordination.k8s.io",
+                "leases",
+                &[lease.as_str()],
+                &["get", "update", "patch"],
+            );
+        }
     }
     needs
 }

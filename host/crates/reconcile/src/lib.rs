@@ -13,6 +13,7 @@
 
 mod changes;
 pub mod config;
+mod events;
 pub mod leader;
 pub mod manifest;
 pub mod plugin_kind;
@@ -23,15 +24,14 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::Scope;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -149,10 +149,11 @@ struct Context {
     resource: ApiResource,
     namespaced: bool,
     kinds: Arc<KindCache>,
-    recorder: Recorder,
+    recorder: events::Recorder,
     finalizer: String,
     /// Failed attempts in a row, by object uid: the backoff's exponent.
     retries: Mutex<HashMap<String, u32>>,
+    own_writes: Arc<OwnWrites>,
     state: Arc<Health>,
 }
 
@@ -198,11 +199,7 @@ pub async fn serve(
             run_all(client, loaded, state, shutdown).await;
         }
         Some(config) => {
-            let identity = config
-                .identity
-                .clone()
-                .or_else(|| std::env::var("POD_NAME").ok())
-                .unwrap_or_else(hostname);
+            let identity = identity(&config);
             let elector = leader::Elector::new(client.clone(), &config, identity);
             let election_state = state.clone();
             leader::run(elector, config, &election_state, shutdown, move |stop| {
@@ -296,9 +293,18 @@ async fn run_kind(
         return;
     };
     let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-    let mut runtime_controller =
-        Controller::new_with(api, watcher::Config::default(), resource.clone())
-            .with_config(controller::Config::default().concurrency(controller.concurrency));
+    // The objects' own changes, less the status writes of this controller's own reconciles: a
+    // write that only records an outcome must not call the plugin again (a second call of every
+    // new object, a second Warning Event of every failure).
+    let own_writes = Arc::new(OwnWrites::default());
+    let writer = kube::runtime::reflector::store::Writer::new(resource.clone());
+    let reader = writer.as_reader();
+    let filter = own_writes.clone();
+    let trigger = kube::runtime::reflector(writer, watcher(api, watcher::Config::default()))
+        .applied_objects()
+        .try_filter(move |object| std::future::ready(filter.wakes(object)));
+    let mut runtime_controller = Controller::for_stream_with(trigger, reader, resource.clone())
+        .with_config(controller::Config::default().concurrency(controller.concurrency));
     for owned in &reconciled.owns {
         let Some((owned_resource, _)) = resolve(&client, &owned.gvk(), &name, &mut stop).await
         else {
@@ -364,13 +370,7 @@ async fn run_kind(
     }
     let identity = std::env::var("POD_NAME").unwrap_or_else(|_| hostname());
     let context = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: format!("corbel-{name}"),
-                instance: Some(identity),
-            },
-        ),
+        recorder: events::Recorder::new(client.clone(), format!("corbel-{name}"), identity),
         finalizer: format!("corbel.dev/{name}"),
         controller: controller.clone(),
         client,
@@ -378,10 +378,25 @@ async fn run_kind(
         resource: resource.clone(),
         kinds,
         retries: Mutex::default(),
+        own_writes,
         state,
     });
     tracing::info!(controller = %name, kind = %resource.kind, concurrency = controller.concurrency, "reconciling");
-    runtime_controller
+    // kube-runtime holds its runner until the first list succeeds, and a graceful shutdown waits
+    // for that runner: with the list refused (403) a stop would wait out the grace period. Nothing
+    // can be in flight before that first list, so such a stop returns at once.
+    let reader = runtime_controller.store();
+    let mut never_listed = stop.clone();
+    let never_listed = async move {
+        let _ = never_listed.wait_for(|stop| *stop).await;
+        if tokio::time::timeout(Duration::ZERO, reader.wait_until_ready())
+            .await
+            .is_ok()
+        {
+            std::future::pending::<()>().await;
+        }
+    };
+    let running = runtime_controller
         .graceful_shutdown_on(stopped(stop))
         .run(reconcile, error_policy, context)
         .for_each(|result| {
@@ -392,9 +407,66 @@ async fn run_kind(
                 }
             }
             std::future::ready(())
-        })
-        .await;
+        });
+    tokio::select! {
+        _ = running => {}
+        _ = never_listed => {
+            tracing::warn!(controller = %name, kind = %resource.kind, "stopping before the kind could ever be listed (is listing it forbidden?)");
+        }
+    }
     tracing::info!(controller = %name, kind = %resource.kind, "stopped reconciling");
+}
+
+/// The objects as this controller's last status write left them, by uid: a watch event showing
+/// exactly that is the echo of the write, not a change to reconcile.
+#[derive(Default)]
+struct OwnWrites {
+    /// The hashes of the object without its status and of its status.
+    written: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+impl OwnWrites {
+    fn hashes(object: &DynamicObject) -> (u64, u64) {
+        use std::hash::{Hash, Hasher};
+        let hash = |value: &Value| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            value.to_string().hash(&mut hasher);
+            hasher.finish()
+        };
+        let mut rest = serde_json::to_value(object).unwrap_or_default();
+        let status = rest
+            .as_object_mut()
+            .and_then(|o| o.remove("status"))
+            .unwrap_or_default();
+        if let Some(metadata) = rest.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("resourceVersion");
+            metadata.remove("managedFields");
+        }
+        (hash(&rest), hash(&status))
+    }
+
+    fn record(&self, written: &DynamicObject) {
+        if let Some(uid) = written.uid() {
+            let hashes = Self::hashes(written);
+            self.written.lock().unwrap().insert(uid, hashes);
+        }
+    }
+
+    fn forget(&self, object: &DynamicObject) {
+        if let Some(uid) = object.uid() {
+            self.written.lock().unwrap().remove(&uid);
+        }
+    }
+
+    /// Whether a watched version of an object is worth a reconcile: anything but the echo of
+    /// this controller's own status write.
+    fn wakes(&self, object: &DynamicObject) -> bool {
+        let Some(uid) = object.uid() else {
+            return true;
+        };
+        let written = self.written.lock().unwrap().get(&uid).copied();
+        written != Some(Self::hashes(object))
+    }
 }
 
 /// The string at a dotted path of an object (`metadata.*` included).
@@ -404,6 +476,16 @@ fn field_of(object: &DynamicObject, path: &str) -> Option<String> {
         return manifest::field(&value, path).map(str::to_owned);
     }
     manifest::field(&object.data, path).map(str::to_owned)
+}
+
+/// This replica's name in a Lease: the configured identity, else `$POD_NAME`, else the host name
+/// and process id.
+pub(crate) fn identity(config: &crate::config::LeaderElectionConfig) -> String {
+    config
+        .identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok())
+        .unwrap_or_else(hostname)
 }
 
 fn hostname() -> String {
@@ -516,17 +598,17 @@ impl Context {
             .map_err(ReconcileFailure::Api)?;
         }
         for event in &outcome.events {
-            let kind = match event.type_ {
-                latest::EventType::Normal => EventType::Normal,
-                latest::EventType::Warning => EventType::Warning,
-            };
-            self.publish(&object, kind, &event.reason, &event.action, &event.note)
+            let warning = matches!(event.type_, latest::EventType::Warning);
+            self.publish(&object, warning, &event.reason, &event.action, &event.note)
                 .await;
         }
         self.retries
             .lock()
             .unwrap()
             .remove(&object.uid().unwrap_or_default());
+        if which == ReconcileCall::Cleanup {
+            self.own_writes.forget(&object);
+        }
         Ok(match outcome.requeue_after_ms {
             Some(ms) => Action::requeue(Duration::from_millis(ms)),
             None => Action::await_change(),
@@ -569,7 +651,7 @@ impl Context {
         if let Err(e) = self.write_status(object, api, None, &ending, &[]).await {
             return ReconcileFailure::Api(e);
         }
-        self.publish(object, EventType::Warning, &reason, "Reconcile", &message)
+        self.publish(object, true, &reason, "Reconcile", &message)
             .await;
         if permanent {
             ReconcileFailure::Permanent {
@@ -620,7 +702,10 @@ impl Context {
             )
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(written) => {
+                self.own_writes.record(&written);
+                Ok(())
+            }
             // Gone already (its cleanup finished elsewhere): nothing to record.
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(e) => Err(e),
@@ -630,28 +715,25 @@ impl Context {
     async fn publish(
         &self,
         object: &DynamicObject,
-        kind: EventType,
+        warning: bool,
         reason: &str,
         action: &str,
         note: &str,
     ) {
-        let event = Event {
-            type_: kind,
-            reason: truncate(reason, 128),
-            note: Some(truncate(note, 1024)),
-            action: truncate(
-                if action.is_empty() {
-                    "Reconcile"
-                } else {
-                    action
-                },
-                128,
-            ),
-            secondary: None,
+        let action = if action.is_empty() {
+            "Reconcile"
+        } else {
+            action
         };
         if let Err(e) = self
             .recorder
-            .publish(&event, &object.object_ref(&self.resource))
+            .publish(
+                &object.object_ref(&self.resource),
+                warning,
+                &truncate(reason, 128),
+                &truncate(action, 128),
+                &truncate(note, 1024),
+            )
             .await
         {
             tracing::warn!(controller = %self.controller.name, object = %object_name(object), error = %e, "failed to record an event");

@@ -4,9 +4,16 @@
 //! signature, pull digest-checked into the cache, compile) off the request path, then swap the
 //! binding in atomically. Requests in flight finish on the version they started with; a failed
 //! upgrade keeps the previous version serving and says why in `status.lastError`.
+//!
+//! With several replicas, one writes the status (the holder of the Lease `{leaseName}-plugins`):
+//! replicas whose installs disagree would otherwise overwrite each other's status without end,
+//! each write waking every replica. A replica installs once per generation of a Plugin (and
+//! retries a failure with backoff), never because a status was written; one whose install
+//! failed and serves nothing for that Plugin turns its `/readyz` off and logs why at ERROR.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -23,6 +30,8 @@ use corbel_admission::config::BindingConfig;
 use corbel_registry::plugins::{Loader, Settings, install};
 use corbel_runtime::Runtime;
 use corbel_telemetry::Health;
+
+use crate::config::LeaderElectionConfig;
 
 /// The CRD, as committed under `deploy/crds/`.
 pub const CRD: &str = include_str!("../../../../deploy/crds/plugins.corbel.dev.yaml");
@@ -74,11 +83,51 @@ struct Context {
     bindings: Arc<SharedBindings>,
     runtime: Arc<Runtime>,
     settings: Settings,
+    health: Arc<Health>,
+    /// Whether this replica writes the Plugins' status: always without leader election (one
+    /// replica), else only while it holds the Plugin Lease.
+    writes_status: watch::Receiver<bool>,
+    /// What this replica last did for each Plugin, by name.
+    applied: std::sync::Mutex<HashMap<String, Applied>>,
     /// Installs write the shared lock file: one at a time.
     installing: tokio::sync::Mutex<()>,
 }
 
-/// Reconciles `Plugin` objects until `stop` turns true.
+/// The outcome of this replica's last install of a Plugin: a reconcile of the same generation
+/// (its own status write, another replica's, a relist, leadership changing hands) reuses it
+/// instead of contacting the registry again. Only a new generation, or the retry of a failure
+/// once its backoff is over, installs.
+#[derive(Clone)]
+struct Applied {
+    generation: i64,
+    outcome: Result<Installed, String>,
+    at: Instant,
+    /// Failed installs in a row of this generation: the retry's exponent.
+    failures: u32,
+}
+
+#[derive(Clone)]
+struct Installed {
+    digest: String,
+    plugin: String,
+    wit: String,
+}
+
+/// How long after the `failures`-th failed install of one generation it is tried again.
+fn retry_delay(failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(5));
+    (RETRY_FIRST * factor).min(RETRY_MAX)
+}
+
+const RETRY_FIRST: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Reconciles `Plugin` objects until `stop` turns true. Every replica installs what the Plugins
+/// name (each serves webhooks); with leader election, only the replica holding the Lease
+/// `{leaseName}-plugins` writes their status, so that replicas that disagree (one cannot reach
+/// the registry) do not overwrite each other. A replica whose install failed says so in its own
+/// `/readyz` and log.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     client: kube::Client,
     bindings: Arc<SharedBindings>,
@@ -86,6 +135,7 @@ pub async fn run(
     runtime: Arc<Runtime>,
     settings: Settings,
     install_crd: bool,
+    leader_election: Option<LeaderElectionConfig>,
     mut stop: watch::Receiver<bool>,
 ) {
     // Managed bindings join the configured ones: wait until those have loaded.
@@ -125,12 +175,48 @@ pub async fn run(
         }
     }
     health.report_problem("plugins", None);
+    let (writes, writes_status) = watch::channel(leader_election.is_none());
+    let election = leader_election.map(|mut config| {
+        config.lease_name = format!("{}-plugins", config.lease_name);
+        let identity = crate::identity(&config);
+        let elector = crate::leader::Elector::new(client.clone(), &config, identity);
+        let (health, stop) = (health.clone(), stop.clone());
+        let writes = Arc::new(writes);
+        tokio::spawn(async move {
+            crate::leader::run(elector, config, &health, stop, move |mut stopped| {
+                let writes = writes.clone();
+                async move {
+                    writes.send_replace(true);
+                    let _ = stopped.wait_for(|s| *s).await;
+                    writes.send_replace(false);
+                }
+            })
+            .await
+        })
+    });
     let context = Arc::new(Context {
         client,
         bindings,
         runtime,
         settings,
+        health,
+        writes_status: writes_status.clone(),
+        applied: Default::default(),
         installing: tokio::sync::Mutex::new(()),
+    });
+    // A replica that starts writing status brings every Plugin's status up to date (from what it
+    // installed already: no install).
+    let (elected_tx, elected_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watching = writes_status;
+    tokio::spawn(async move {
+        while watching.changed().await.is_ok() {
+            if *watching.borrow_and_update() && elected_tx.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    let elected = futures::stream::unfold(elected_rx, |mut rx| async move {
+        rx.recv().await.map(|()| ((), rx))
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -139,15 +225,26 @@ pub async fn run(
     });
     tracing::info!("managing bindings from Plugin objects");
     Controller::new_with(api, watcher::Config::default(), resource())
+        .reconcile_all_on(elected)
         .graceful_shutdown_on(async move {
             let _ = rx.await;
         })
         .run(reconcile, error_policy, context)
         .for_each(|_| std::future::ready(()))
         .await;
+    if let Some(election) = election {
+        let _ = election.await;
+    }
 }
 
-fn error_policy(_object: Arc<DynamicObject>, _error: &Error, _context: Arc<Context>) -> Action {
+/// A failed install is retried when its backoff is over; a failed status write after 10 s.
+fn error_policy(object: Arc<DynamicObject>, error: &Error, context: Arc<Context>) -> Action {
+    if let Error::Install(_) = error
+        && let Some(applied) = context.applied.lock().unwrap().get(&object.name_any())
+    {
+        let due = retry_delay(applied.failures).saturating_sub(applied.at.elapsed());
+        return Action::requeue(due.max(Duration::from_millis(100)));
+    }
     Action::requeue(Duration::from_secs(10))
 }
 
@@ -157,8 +254,13 @@ async fn reconcile(object: Arc<DynamicObject>, context: Arc<Context>) -> Result<
         match event {
             finalizer::Event::Apply(plugin) => context.apply(&api, &plugin).await,
             finalizer::Event::Cleanup(plugin) => {
-                BindingSet::remove_managed(&context.bindings, &plugin.name_any());
-                tracing::info!(binding = %plugin.name_any(), "Plugin deleted: binding removed");
+                let name = plugin.name_any();
+                BindingSet::remove_managed(&context.bindings, &name);
+                context.applied.lock().unwrap().remove(&name);
+                context
+                    .health
+                    .report_problem(&format!("plugin/{name}"), None);
+                tracing::info!(binding = %name, "Plugin deleted: binding removed");
                 Ok(Action::await_change())
             }
         }
@@ -183,6 +285,41 @@ fn binding(name: &str, spec: &Value, plugin: &str) -> Result<BindingConfig, Stri
 }
 
 impl Context {
+    fn serving(&self, name: &str) -> bool {
+        self.bindings
+            .load()
+            .as_ref()
+            .as_ref()
+            .is_some_and(|set| set.managed.contains(name) && set.entries.contains_key(name))
+    }
+
+    /// Resolves, verifies, pulls and compiles what the spec names, and swaps the binding in.
+    async fn install(&self, name: &str, spec: &Value) -> Result<Installed, String> {
+        let reference = spec["reference"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .ok_or("spec.reference is required: oci://host/repository:tag or @sha256:digest")?;
+        // Checked before any download, so that a bad spec costs nothing.
+        binding(name, spec, reference)?;
+        let _one_at_a_time = self.installing.lock().await;
+        tracing::info!(plugin = %name, reference, "installing the Plugin");
+        let installed = install(&self.settings, &self.runtime, reference, Some(name), false)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let oci = format!(
+            "oci://{}",
+            installed.entry.reference.trim_start_matches("oci://")
+        );
+        let config = binding(name, spec, &oci)?;
+        let loader = Arc::new(Loader::open(&self.settings).map_err(|e| e.to_string())?);
+        let loaded = BindingSet::upsert(&self.bindings, &self.runtime, &config, loader).await?;
+        Ok(Installed {
+            digest: installed.entry.manifest_digest,
+            plugin: loaded.plugin.name().to_owned(),
+            wit: loaded.plugin.wit_version().to_owned(),
+        })
+    }
+
     async fn apply(
         &self,
         api: &Api<DynamicObject>,
@@ -190,49 +327,96 @@ impl Context {
     ) -> Result<Action, Error> {
         let name = plugin.name_any();
         let spec = &plugin.data["spec"];
-        let result = async {
-            let reference = spec["reference"]
-                .as_str()
-                .filter(|r| !r.is_empty())
-                .ok_or("spec.reference is required: oci://host/repository:tag or @sha256:digest")?;
-            // Checked before any download, so that a bad spec costs nothing.
-            binding(&name, spec, reference)?;
-            let _one_at_a_time = self.installing.lock().await;
-            let installed = install(&self.settings, &self.runtime, reference, Some(&name), false)
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-            let oci = format!(
-                "oci://{}",
-                installed.entry.reference.trim_start_matches("oci://")
-            );
-            let config = binding(&name, spec, &oci)?;
-            let loader = Arc::new(Loader::open(&self.settings).map_err(|e| e.to_string())?);
-            let loaded = BindingSet::upsert(&self.bindings, &self.runtime, &config, loader).await?;
-            Ok::<_, String>((
-                installed.entry.manifest_digest,
-                loaded.plugin.name().to_owned(),
-                loaded.plugin.wit_version().to_owned(),
-            ))
+        let generation = plugin.meta().generation.unwrap_or(0);
+        let known = self.applied.lock().unwrap().get(&name).cloned();
+        let reuse = known.filter(|applied| {
+            applied.generation == generation
+                && match &applied.outcome {
+                    Ok(_) => self.serving(&name),
+                    Err(_) => applied.at.elapsed() < retry_delay(applied.failures),
+                }
+        });
+        let result = match reuse {
+            Some(applied) => applied.outcome,
+            None => {
+                let result = self.install(&name, spec).await;
+                let mut applied = self.applied.lock().unwrap();
+                let failures = match (&result, applied.get(&name)) {
+                    (Ok(_), _) => 0,
+                    (Err(_), Some(last)) if last.generation == generation => last.failures + 1,
+                    (Err(_), _) => 1,
+                };
+                applied.insert(
+                    name.clone(),
+                    Applied {
+                        generation,
+                        outcome: result.clone(),
+                        at: Instant::now(),
+                        failures,
+                    },
+                );
+                drop(applied);
+                self.report(&name, &result);
+                result
+            }
+        };
+        if *self.writes_status.borrow() {
+            self.write_status(api, plugin, &result).await?;
         }
-        .await;
+        match result {
+            Ok(_) => Ok(Action::await_change()),
+            Err(e) => Err(Error::Install(e)),
+        }
+    }
+
+    /// This replica's outcome, in its log and its readiness: a replica that serves nothing for
+    /// a Plugin must not look ready (it would answer 404).
+    fn report(&self, name: &str, result: &Result<Installed, String>) {
+        let problem = match result {
+            Ok(installed) => {
+                tracing::info!(plugin = %name, digest = %installed.digest, "Plugin installed and serving");
+                None
+            }
+            Err(e) if self.serving(name) => {
+                tracing::error!(plugin = %name, error = %e, "Plugin upgrade failed on this replica; the previous version keeps serving");
+                None
+            }
+            Err(e) => {
+                tracing::error!(plugin = %name, error = %e, "Plugin install failed on this replica: its binding is not served here");
+                Some(format!(
+                    "Plugin {name} is not installed on this replica: {e}"
+                ))
+            }
+        };
+        self.health
+            .report_problem(&format!("plugin/{name}"), problem);
+    }
+
+    /// Writes the status when it differs from what the object says (this replica holds the Lease).
+    async fn write_status(
+        &self,
+        api: &Api<DynamicObject>,
+        plugin: &DynamicObject,
+        result: &Result<Installed, String>,
+    ) -> Result<(), Error> {
+        let name = plugin.name_any();
         let previous = &plugin.data["status"];
-        let status = match &result {
-            Ok((digest, plugin_name, wit)) => json!({
-                "phase": "Ready", "resolvedDigest": digest, "loadedDigest": digest,
-                "plugin": plugin_name, "wit": wit, "lastError": null,
+        let mut status = match result {
+            Ok(installed) => json!({
+                "phase": "Ready", "resolvedDigest": installed.digest, "loadedDigest": installed.digest,
+                "plugin": installed.plugin, "wit": installed.wit, "lastError": null,
             }),
             Err(e) => {
-                let serving = self.bindings.load().as_ref().as_ref().is_some_and(|set| {
-                    set.managed.contains(&name) && set.entries.contains_key(&name)
-                });
+                let serving = self.serving(&name);
                 json!({
                     "phase": if serving { "Degraded" } else { "Failed" },
+                    // What the reference resolves to is not known: not the version serving.
+                    "resolvedDigest": null,
                     "loadedDigest": if serving { previous["loadedDigest"].clone() } else { Value::Null },
                     "lastError": e,
                 })
             }
         };
-        let mut status = status;
         if let Some(generation) = plugin.meta().generation {
             status["observedGeneration"] = generation.into();
         }
@@ -242,6 +426,7 @@ impl Context {
             .iter()
             .any(|(k, v)| &previous[k] != v && !(v.is_null() && previous.get(k).is_none()));
         if changed {
+            tracing::info!(plugin = %name, phase = %status["phase"], "writing the Plugin's status");
             api.patch_status(
                 &name,
                 &PatchParams::default(),
@@ -249,10 +434,7 @@ impl Context {
             )
             .await?;
         }
-        match result {
-            Ok(_) => Ok(Action::await_change()),
-            Err(e) => Err(Error::Install(e)),
-        }
+        Ok(())
     }
 }
 

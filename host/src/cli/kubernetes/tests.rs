@@ -242,6 +242,12 @@ fn rbac_allows_exactly_what_the_manifest_and_grants_need() {
                 vec![s("corbel-controllers")],
                 s("get,patch,update")
             ),
+            (
+                s("corbel"),
+                s("leases"),
+                vec![s("corbel-controllers-plugins")],
+                s("get,patch,update")
+            ),
             (s("vault"), s("secrets"), vec![s("root-key")], s("get")),
         ]
     );
