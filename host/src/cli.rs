@@ -5,8 +5,8 @@ mod cases;
 mod kubernetes;
 mod new;
 mod plugin;
-mod shadow;
 mod record;
+mod shadow;
 
 use std::io::Read;
 use std::path::PathBuf;

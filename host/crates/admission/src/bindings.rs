@@ -231,7 +231,11 @@ async fn compile_all(
 ) -> BTreeMap<std::path::PathBuf, Result<Arc<Plugin>, String>> {
     let mut files: Vec<std::path::PathBuf> = configs.iter().map(|c| c.plugin.clone()).collect();
     // Shadow candidates compile through the same loader and cache (docs/shadow.md).
-    files.extend(configs.iter().filter_map(|c| Some(c.shadow.as_ref()?.plugin.clone())));
+    files.extend(
+        configs
+            .iter()
+            .filter_map(|c| Some(c.shadow.as_ref()?.plugin.clone())),
+    );
     files.sort();
     files.dedup();
     let compiled = join_all(files.into_iter().map(|path| {

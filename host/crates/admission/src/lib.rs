@@ -10,10 +10,10 @@ pub mod background;
 pub mod bindings;
 pub mod config;
 mod patch;
-pub mod record;
-pub mod trace;
 pub mod raw;
+pub mod record;
 pub mod shadow;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Instant;
