@@ -659,3 +659,111 @@ async fn refused_credentials_block_the_store_and_its_buckets_until_the_secret_is
         .wait_for(&setup.buckets(), "media", "Ready", "True", Some(&garage))
         .await;
 }
+
+/// Issue 18, bug 1: deleting a namespace that holds a `deletionPolicy: Delete` Bucket, its
+/// ObjectStore and the credentials Secret deletes the real bucket and then everything else. The
+/// namespace's deletion would take the Secret at once; the host holds it with a finalizer (the
+/// storage manifest's `holdsSecrets`) until the ObjectStore, which waits for its Buckets, is
+/// cleaned up.
+#[tokio::test]
+async fn deleting_a_namespace_deletes_its_buckets_on_the_store_before_their_credentials_go() {
+    let garage = Garage::start();
+    let store = Store::of(&garage);
+    let setup = Setup::start(Some(&garage)).await;
+    let in_team = |group: &str, version: &str, kind: &str, plural: &str| {
+        Api::<DynamicObject>::namespaced_with(
+            setup.client.clone(),
+            "team",
+            &resource(group, version, kind, plural),
+        )
+    };
+    let namespaces = Api::<DynamicObject>::all_with(
+        setup.client.clone(),
+        &resource("", "v1", "Namespace", "namespaces"),
+    );
+    let (secrets, stores, buckets) = (
+        in_team("", "v1", "Secret", "secrets"),
+        in_team(
+            "storage.corbel.dev",
+            "v1alpha1",
+            "ObjectStore",
+            "objectstores",
+        ),
+        in_team("storage.corbel.dev", "v1alpha1", "Bucket", "buckets"),
+    );
+    setup
+        .create(
+            &namespaces,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+        )
+        .await;
+    setup
+        .create(
+            &secrets,
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "keys"},
+                   "stringData": {"accessKeyId": garage.access_key_id, "secretAccessKey": garage.secret_access_key}}),
+        )
+        .await;
+    setup
+        .create(
+            &stores,
+            json!({"apiVersion": "storage.corbel.dev/v1alpha1", "kind": "ObjectStore",
+                   "metadata": {"name": "garage"},
+                   "spec": {"endpoint": garage.endpoint(), "region": garage.region,
+                            "credentialsSecretRef": {"name": "keys"}}}),
+        )
+        .await;
+    setup
+        .create(
+            &buckets,
+            json!({"apiVersion": "storage.corbel.dev/v1alpha1", "kind": "Bucket",
+                   "metadata": {"name": "data"},
+                   "spec": {"objectStoreRef": {"name": "garage"}, "bucketName": "team-data",
+                            "deletionPolicy": "Delete"}}),
+        )
+        .await;
+    setup
+        .wait_for(&buckets, "data", "Ready", "True", Some(&garage))
+        .await;
+    assert!(store.exists("team-data"));
+    let held = secrets.get("keys").await.unwrap().metadata.finalizers;
+    assert_eq!(
+        held,
+        Some(vec!["corbel.dev/used-by-storage.objectstore".to_owned()]),
+        "the ObjectStore holds its Secret"
+    );
+
+    namespaces
+        .delete("team", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the bucket's deletion on the store", &setup, || {
+        !store.exists("team-data")
+    })
+    .await;
+    let started = Instant::now();
+    loop {
+        let left = [
+            ("Bucket", buckets.get_opt("data").await.unwrap()),
+            ("ObjectStore", stores.get_opt("garage").await.unwrap()),
+            ("Secret", secrets.get_opt("keys").await.unwrap()),
+        ];
+        let left: Vec<_> = left
+            .iter()
+            .filter_map(|(kind, object)| {
+                object
+                    .as_ref()
+                    .map(|o| (kind, o.metadata.finalizers.clone()))
+            })
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "left behind: {left:?}\n{}",
+            tail(&setup.embedded.server.log(), 60)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -266,6 +266,9 @@ pub fn needs(
         for kind in &controller.grants.resources.write {
             needs.cluster(kind, None, WRITE);
         }
+        // A manifest's `holdsSecrets`: the host adds and removes its finalizer on those Secrets.
+        let holds = manifest.reconciles.iter().any(|r| !r.holds_secrets.is_empty());
+        let verbs: &[&'static str] = if holds { &["get", "patch"] } else { &["get"] };
         for secret in &controller.grants.secrets {
             let names: Vec<&str> = if secret.name == "*" {
                 vec![]
@@ -277,14 +280,14 @@ pub fn needs(
                 "*" | "@self" => {
                     let key = (String::new(), "secrets".to_owned());
                     if names.is_empty() {
-                        needs.cluster.entry(key).or_default().insert("get");
+                        needs.cluster.entry(key).or_default().extend(verbs);
                     } else {
                         // RBAC cannot name a Secret in every namespace without granting all of them
                         // by name: a ClusterRole rule with resourceNames does exactly that.
-                        needs.named("", "", "secrets", &names, &["get"]);
+                        needs.named("", "", "secrets", &names, verbs);
                     }
                 }
-                exact => needs.named(exact, "", "secrets", &names, &["get"]),
+                exact => needs.named(exact, "", "secrets", &names, verbs),
             }
         }
     }

@@ -28,6 +28,9 @@ reconciles:
       - {apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore, referencedBy: spec.objectStoreRef.name}
   - apiVersion: storage.corbel.dev/v1alpha1
     kind: ObjectStore
+    # Its credentials outlive it: deleting the namespace cannot take them before the cleanups
+    # of its Buckets (which wait for, and need, them) have run.
+    holdsSecrets: [spec.credentialsSecretRef.name]
 capabilities:
   secrets: true
   http: true

@@ -154,7 +154,22 @@ struct Context {
     /// Failed attempts in a row, by object uid: the backoff's exponent.
     retries: Mutex<HashMap<String, u32>>,
     own_writes: Arc<OwnWrites>,
+    /// `holdsSecrets` of the manifest: paths of the object naming Secrets its cleanup needs.
+    holds: Vec<String>,
+    /// The finalizer that holds those Secrets: one per controller and kind.
+    hold_finalizer: String,
+    holding: tokio::sync::Mutex<Holding>,
+    /// Every object of the kind, as the controller last saw it: who still names a Secret.
+    store: kube::runtime::reflector::Store<DynamicObject>,
     state: Arc<Health>,
+}
+
+/// The Secrets this replica holds, by object uid, and the objects whose cleanup finished (still
+/// in the store until their finalizer's removal is seen, but no longer needing anything).
+#[derive(Default)]
+struct Holding {
+    held: HashMap<String, Vec<(String, String)>>,
+    cleaned: std::collections::HashSet<String>,
 }
 
 /// Loads every configured controller, reports each in readiness, and runs those that loaded:
@@ -379,6 +394,10 @@ async fn run_kind(
         kinds,
         retries: Mutex::default(),
         own_writes,
+        hold_finalizer: format!("corbel.dev/used-by-{name}.{}", resource.kind.to_lowercase()),
+        holds: reconciled.holds_secrets.clone(),
+        holding: Default::default(),
+        store: runtime_controller.store(),
         state,
     });
     tracing::info!(controller = %name, kind = %resource.kind, concurrency = controller.concurrency, "reconciling");
@@ -515,6 +534,9 @@ impl Context {
         api: &Api<DynamicObject>,
     ) -> Result<Action, ReconcileFailure> {
         let controller = &self.controller;
+        if which == ReconcileCall::Reconcile {
+            self.hold_secrets(&object).await;
+        }
         let json = serde_json::to_string(object.as_ref()).expect("objects serialize");
         let context = CallContext {
             client: self.client.clone(),
@@ -608,11 +630,145 @@ impl Context {
             .remove(&object.uid().unwrap_or_default());
         if which == ReconcileCall::Cleanup {
             self.own_writes.forget(&object);
+            self.release_secrets(&object).await;
         }
         Ok(match outcome.requeue_after_ms {
             Some(ms) => Action::requeue(Duration::from_millis(ms)),
             None => Action::await_change(),
         })
+    }
+
+    /// The Secrets `object` names at its `holdsSecrets` paths, as (namespace, name).
+    fn named_secrets(&self, object: &DynamicObject) -> Vec<(String, String)> {
+        let Some(namespace) = object.namespace() else {
+            return Vec::new();
+        };
+        let mut named: Vec<(String, String)> = self
+            .holds
+            .iter()
+            .filter_map(|path| field_of(object, path))
+            .filter(|name| !name.is_empty())
+            .map(|name| (namespace.clone(), name))
+            .collect();
+        named.sort();
+        named.dedup();
+        named
+    }
+
+    /// Before a reconcile: holds the Secrets the object names (those its grants let the plugin
+    /// read; others it could not use anyway), and lets go of those it named before and no
+    /// longer does, when no other object names them.
+    async fn hold_secrets(&self, object: &DynamicObject) {
+        if self.holds.is_empty() {
+            return;
+        }
+        let named = self.named_secrets(object);
+        let uid = object.uid().unwrap_or_default();
+        for (namespace, name) in &named {
+            let granted = self
+                .controller
+                .grants
+                .secrets
+                .iter()
+                .any(|grant| grant.allows(Some(namespace.as_str()), namespace, name));
+            if granted && let Err(e) = self.set_hold(namespace, name, true).await {
+                tracing::warn!(controller = %self.controller.name, object = %object_name(object), secret = %format!("{namespace}/{name}"), error = %e, "failed to hold the Secret with a finalizer (RBAC: patch on secrets; corbel kubernetes rbac prints it): deleting its namespace may take it before the cleanups that need it");
+            }
+        }
+        let dropped: Vec<(String, String)> = {
+            let mut holding = self.holding.lock().await;
+            let previous = holding.held.insert(uid.clone(), named.clone());
+            previous
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|secret| !named.contains(secret))
+                .collect()
+        };
+        for secret in dropped {
+            self.release_if_unused(&secret, &uid).await;
+        }
+    }
+
+    /// After a cleanup succeeded: lets go of the Secrets no other object of the kind names.
+    async fn release_secrets(&self, object: &DynamicObject) {
+        if self.holds.is_empty() {
+            return;
+        }
+        let uid = object.uid().unwrap_or_default();
+        {
+            let mut holding = self.holding.lock().await;
+            holding.held.remove(&uid);
+            let present: std::collections::HashSet<String> =
+                self.store.state().iter().filter_map(|o| o.uid()).collect();
+            holding.cleaned.retain(|cleaned| present.contains(cleaned));
+            holding.cleaned.insert(uid.clone());
+        }
+        for secret in self.named_secrets(object) {
+            self.release_if_unused(&secret, &uid).await;
+        }
+    }
+
+    /// Removes the hold on a Secret unless another object (not `uid`, not cleaned up) names it.
+    /// One at a time: two cleanups finishing together each see the other as cleaned.
+    async fn release_if_unused(&self, (namespace, name): &(String, String), uid: &str) {
+        let holding = self.holding.lock().await;
+        let in_use = self.store.state().iter().any(|other| {
+            let other_uid = other.uid().unwrap_or_default();
+            other_uid != uid
+                && !holding.cleaned.contains(&other_uid)
+                && self
+                    .named_secrets(other)
+                    .iter()
+                    .any(|(n, s)| n == namespace && s == name)
+        });
+        if in_use {
+            return;
+        }
+        if let Err(e) = self.set_hold(namespace, name, false).await {
+            tracing::warn!(controller = %self.controller.name, secret = %format!("{namespace}/{name}"), error = %e, "failed to let go of the Secret (remove the finalizer {} by hand if it is not retried)", self.hold_finalizer);
+        }
+    }
+
+    /// Adds (`hold`) or removes this controller's finalizer on a Secret, if it is there.
+    async fn set_hold(&self, namespace: &str, name: &str, hold: bool) -> Result<(), kube::Error> {
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.client.clone(), namespace);
+        let Some(secret) = api.get_opt(name).await? else {
+            return Ok(());
+        };
+        let finalizers = secret.metadata.finalizers.clone().unwrap_or_default();
+        let at = finalizers.iter().position(|f| *f == self.hold_finalizer);
+        let finalizer = &self.hold_finalizer;
+        let patch = match (hold, at) {
+            (true, Some(_)) | (false, None) => return Ok(()),
+            // A Secret being deleted takes no new finalizer (the API server refuses it).
+            (true, None) if secret.metadata.deletion_timestamp.is_some() => return Ok(()),
+            (true, None) if finalizers.is_empty() => serde_json::json!([
+                {"op": "test", "path": "/metadata/resourceVersion", "value": secret.metadata.resource_version},
+                {"op": "add", "path": "/metadata/finalizers", "value": [finalizer]},
+            ]),
+            (true, None) => serde_json::json!([
+                {"op": "test", "path": "/metadata/resourceVersion", "value": secret.metadata.resource_version},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": finalizer},
+            ]),
+            (false, Some(i)) => serde_json::json!([
+                {"op": "test", "path": format!("/metadata/finalizers/{i}"), "value": finalizer},
+                {"op": "remove", "path": format!("/metadata/finalizers/{i}")},
+            ]),
+        };
+        let patch: json_patch::Patch = serde_json::from_value(patch).expect("a valid JSON patch");
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => {
+                let verb = if hold { "holding" } else { "let go of" };
+                tracing::info!(controller = %self.controller.name, secret = %format!("{namespace}/{name}"), finalizer = %self.hold_finalizer, "{verb} the Secret");
+                Ok(())
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Records a failure on the object (status and a Warning event) and returns it.

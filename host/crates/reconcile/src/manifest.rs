@@ -7,6 +7,8 @@
 //!   - apiVersion: storage.corbel.dev/v1alpha1
 //!     kind: Bucket
 //!     owns: [{apiVersion: v1, kind: ConfigMap}]
+//!     # Secrets (in the object's namespace) its cleanup needs: held while an object names them
+//!     holdsSecrets: [spec.credentialsSecretRef.name]
 //!     watches:
 //!       # an ObjectStore change reconciles the Buckets whose spec.objectStoreRef.name names it
 //!       - {apiVersion: storage.corbel.dev/v1alpha1, kind: ObjectStore, referencedBy: spec.objectStoreRef.name,
@@ -41,6 +43,12 @@ pub struct Reconciled {
     pub owns: Vec<KindRef>,
     #[serde(default)]
     pub watches: Vec<Watch>,
+    /// Dotted paths of the reconciled object naming Secrets in its namespace that its cleanup
+    /// needs (the credentials of an external store): the host holds each with a finalizer while
+    /// an object names it, so that deleting a namespace cannot take the credentials before the
+    /// cleanups that need them have run.
+    #[serde(default)]
+    pub holds_secrets: Vec<String>,
 }
 
 impl Reconciled {
@@ -100,6 +108,14 @@ impl Manifest {
         for reconciled in &manifest.reconciles {
             if reconciled.api_version.is_empty() || reconciled.kind.is_empty() {
                 return Err("each entry of `reconciles` needs apiVersion and kind".into());
+            }
+            for path in &reconciled.holds_secrets {
+                if path.is_empty() || path.split('.').any(str::is_empty) {
+                    return Err(format!(
+                        "holdsSecrets of {}: {path:?} is not a dotted field path such as spec.credentialsSecretRef.name",
+                        reconciled.kind
+                    ));
+                }
             }
             for watch in &reconciled.watches {
                 let path = match (&watch.referenced_by, &watch.parent_field) {

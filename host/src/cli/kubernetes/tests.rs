@@ -316,3 +316,27 @@ fn the_xds_server_reads_snapshots_and_writes_their_status_only() {
         ]
     );
 }
+
+/// A manifest with `holdsSecrets`: the host puts its finalizer on the Secrets the grants name,
+/// so `patch` joins `get` on exactly those (issue 18, bug 1).
+#[test]
+fn a_manifest_that_holds_secrets_needs_patch_on_the_secrets_it_is_granted() {
+    let config = config(CONTROLLER);
+    let text = MANIFEST.replace(
+        "    owns:",
+        "    holdsSecrets: [spec.credentialsSecretRef.name]\n    owns:",
+    );
+    let manifest = Manifest::parse(&text).unwrap();
+    let needs = needs(&config, &[(&config.controllers[0], &manifest)], "corbel");
+    let cluster: Vec<&str> = needs.cluster[&(String::new(), "secrets".to_owned())]
+        .iter()
+        .copied()
+        .collect();
+    assert_eq!(cluster, ["get", "patch"]);
+    let vault: Vec<&str> = needs.namespaced["vault"]
+        .iter()
+        .find(|((_, resource, _), _)| resource == "secrets")
+        .map(|(_, verbs)| verbs.iter().copied().collect())
+        .unwrap();
+    assert_eq!(vault, ["get", "patch"]);
+}
