@@ -334,6 +334,17 @@ async fn with_two_replicas_one_writes_the_status_nobody_reinstalls_and_a_failing
         )
         .await
         .unwrap();
+    // Moved by hand, the Lease has two holders until the API's replica's next round (a real
+    // handover waits for the old holder to step down): measure from when it has stopped.
+    let started = Instant::now();
+    while !api.log().contains("another replica holds the Lease now") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the API's replica never stepped down:\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let status = wait_status(&client, "demo", |s| s["phase"] == "Ready").await;
     assert!(
         status["loadedDigest"]
