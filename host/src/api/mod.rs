@@ -219,45 +219,60 @@ async fn webhook(
         }
     };
 
+    match admit(&state, &name, mode, "", &request).await {
+        Ok(response) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            admission::review_json(response),
+        )
+            .into_response(),
+        Err(refused) => refused,
+    }
+}
+
+/// Finds the binding a request names and answers with it through the one admission path,
+/// recording the metrics: what the AdmissionReview and the raw endpoints do once they have a
+/// request. `suffix` is the endpoint's (`""` or `"-raw"`), for the error naming the right one.
+async fn admit(
+    state: &AppState,
+    name: &str,
+    mode: Mode,
+    suffix: &str,
+    request: &admission::Request,
+) -> Result<kube_core::admission::AdmissionResponse, Response> {
     let bindings = state.bindings.load();
     let Some(bindings) = bindings.as_ref() else {
-        return status(
+        return Err(status(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailable",
             "bindings are still loading: retry shortly",
-        );
+        ));
     };
-    let Some(entry) = bindings.entries.get(&name) else {
-        return status(
+    let Some(entry) = bindings.entries.get(name) else {
+        return Err(status(
             StatusCode::NOT_FOUND,
             "NotFound",
             format!(
                 "no binding named {name:?}; the bindings are: {}",
                 bindings.names().join(", ")
             ),
-        );
+        ));
     };
     if entry.mode() != mode {
         let other = entry.mode().as_str();
-        return status(
+        return Err(status(
             StatusCode::NOT_FOUND,
             "NotFound",
-            format!("binding {name:?} is a {other} binding: POST /{other}/{name}"),
-        );
+            format!("binding {name:?} is a {other} binding: POST /{other}{suffix}/{name}"),
+        ));
     }
-
     let _in_flight = state.health.metrics.start();
     let started = Instant::now();
-    let (response, outcome) = admission::answer(&name, entry, &request).await;
+    let (response, outcome) = admission::answer(name, entry, request).await;
     state
         .health
         .metrics
-        .record(&name, &outcome, started.elapsed().as_secs_f64());
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        admission::review_json(response),
-    )
-        .into_response()
+        .record(name, &outcome, started.elapsed().as_secs_f64());
+    Ok(response)
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {

@@ -4,7 +4,6 @@
 //! takes the one admission path (`admission::answer`).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -30,38 +29,8 @@ pub(super) async fn raw(
         Ok(request) => request,
         Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()),
     };
-    let bindings = state.bindings.load();
-    let Some(bindings) = bindings.as_ref() else {
-        return status(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailable",
-            "bindings are still loading: retry shortly",
-        );
-    };
-    let Some(entry) = bindings.entries.get(&name) else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!(
-                "no binding named {name:?}; the bindings are: {}",
-                bindings.names().join(", ")
-            ),
-        );
-    };
-    if entry.mode() != mode {
-        let other = entry.mode().as_str();
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            format!("binding {name:?} is a {other} binding: POST /{other}-raw/{name}"),
-        );
+    match super::admit(&state, &name, mode, "-raw", &request).await {
+        Ok(response) => axum::Json(admission::raw::response_json(response)).into_response(),
+        Err(refused) => refused,
     }
-    let _in_flight = state.health.metrics.start();
-    let started = Instant::now();
-    let (response, outcome) = admission::answer(&name, entry, &request).await;
-    state
-        .health
-        .metrics
-        .record(&name, &outcome, started.elapsed().as_secs_f64());
-    axum::Json(admission::raw::response_json(response)).into_response()
 }

@@ -267,7 +267,10 @@ pub fn needs(
             needs.cluster(kind, None, WRITE);
         }
         // A manifest's `holdsSecrets`: the host adds and removes its finalizer on those Secrets.
-        let holds = manifest.reconciles.iter().any(|r| !r.holds_secrets.is_empty());
+        let holds = manifest
+            .reconciles
+            .iter()
+            .any(|r| !r.holds_secrets.is_empty());
         let verbs: &[&'static str] = if holds { &["get", "patch"] } else { &["get"] };
         for secret in &controller.grants.secrets {
             let names: Vec<&str> = if secret.name == "*" {
