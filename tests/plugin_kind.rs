@@ -246,12 +246,14 @@ async fn with_two_replicas_one_writes_the_status_nobody_reinstalls_and_a_failing
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // The other replica, in Kubernetes mode against it, can install.
+    // The other replica, in Kubernetes mode against it, can install; its lock file's folder is
+    // not writable (as a ConfigMap's), so installs record into the cache folder.
     let healthy = replica_in(
         &good,
         &format!(
-            "tls: {{development: {{dir: tls}}}}\nkubernetes: {{kubeconfig: {}}}\n{election} healthy}}\n{registry_yaml}\nbindings: []\n",
-            kubeconfig.display()
+            "tls: {{development: {{dir: tls}}}}\nkubernetes: {{kubeconfig: {}}}\n{election} healthy}}\n{}\nbindings: []\n",
+            kubeconfig.display(),
+            registry_yaml.replace("cacheDir: cache,", "cacheDir: cache, lockFile: /proc/corbel/corbel.lock,")
         ),
     )
     .await;
@@ -305,6 +307,14 @@ async fn with_two_replicas_one_writes_the_status_nobody_reinstalls_and_a_failing
         "{body}"
     );
     assert_eq!(healthy.get_text("/readyz").await.0, 200);
+    assert!(
+        healthy
+            .log()
+            .contains("the lock file's folder is not writable")
+            && good.path("cache/corbel.lock").exists(),
+        "{}",
+        healthy.log()
+    );
     assert!(
         api.log().contains("Plugin install failed on this replica"),
         "the failing replica logs why:\n{}",

@@ -175,6 +175,7 @@ pub async fn run(
         }
     }
     health.report_problem("plugins", None);
+    let settings = with_writable_lock_file(settings);
     let (writes, writes_status) = watch::channel(leader_election.is_none());
     let election = leader_election.map(|mut config| {
         config.lease_name = format!("{}-plugins", config.lease_name);
@@ -235,6 +236,30 @@ pub async fn run(
     if let Some(election) = election {
         let _ = election.await;
     }
+}
+
+/// The settings with a lock file this replica can write. Its default place is beside the
+/// configuration, which in a cluster is a ConfigMap mounted read-only: installs then failed after
+/// the plugin had loaded. There the lock file goes into the cache folder (the Plugin objects
+/// are the record of what is installed; the lock file only lets `corbel plugin list` see it).
+fn with_writable_lock_file(mut settings: Settings) -> Settings {
+    let folder = match settings.lock_file.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let probe = folder.join(format!(".corbel-write-test-{}", std::process::id()));
+    if std::fs::write(&probe, b"").is_ok() {
+        let _ = std::fs::remove_file(&probe);
+        return settings;
+    }
+    let fallback = settings.cache_dir.join("corbel.lock");
+    tracing::warn!(
+        lock_file = %settings.lock_file.display(),
+        instead = %fallback.display(),
+        "the lock file's folder is not writable (a ConfigMap mounted read-only?): Plugin installs record into the cache folder instead; set registry.lockFile to choose"
+    );
+    settings.lock_file = fallback;
+    settings
 }
 
 /// A failed install is retried when its backoff is over; a failed status write after 10 s.
