@@ -9,8 +9,8 @@
 //! permanent one waits for the object to change. Deleting an object calls `cleanup`, and the
 //! finalizer is removed only when it succeeds.
 //!
-//! The echo of a controller's own status write does not reconcile again ([`OwnWrites`]); Events
-//! go through [`events`] (a new note is a new Event); Secrets a manifest's `holdsSecrets` names
+//! The echo of a controller's own status write does not reconcile again (`OwnWrites`); Events
+//! go through `events` (a new note is a new Event); Secrets a manifest's `holdsSecrets` names
 //! carry the host's finalizer while an object names them, so that a namespace's deletion leaves
 //! the credentials to the cleanups that need them.
 //!
