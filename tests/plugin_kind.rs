@@ -376,6 +376,35 @@ async fn with_two_replicas_one_writes_the_status_nobody_reinstalls_and_a_failing
         context()
     );
     assert_eq!(installs(&healthy), 1, "{}", context());
+
+    // Deleted, the Plugin's binding goes from every replica, whichever ran the cleanup.
+    plugins_api
+        .delete("demo", &DeleteParams::default())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while healthy
+        .post("/validate/demo", &review("configmap-unlabelled"))
+        .await
+        .0
+        != 404
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the binding outlived its Plugin:\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    while api.get_text("/readyz").await.0 != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the deleted Plugin still keeps the failing replica unready:\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     eprintln!(
         "status written by one replica; installs: healthy 1, failing {}",
         installs(&api)

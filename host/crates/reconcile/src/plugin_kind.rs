@@ -15,12 +15,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -225,7 +225,16 @@ pub async fn run(
         let _ = tx.send(());
     });
     tracing::info!("managing bindings from Plugin objects");
-    Controller::new_with(api, watcher::Config::default(), resource())
+    // Every replica drops a deleted Plugin's binding, including those that never see it being
+    // deleted (another replica's cleanup removed the shared finalizer first, or the deletion
+    // happened while the watch was down): from the watch's deletions and relists.
+    let writer = kube::runtime::reflector::store::Writer::new(resource());
+    let reader = writer.as_reader();
+    let (seen, forgetting) = (std::sync::Mutex::new(None), context.clone());
+    let trigger = kube::runtime::reflector(writer, watcher(api, watcher::Config::default()))
+        .inspect_ok(move |event| forgetting.on_watch_event(event, &seen))
+        .applied_objects();
+    Controller::for_stream_with(trigger, reader, resource())
         .reconcile_all_on(elected)
         .graceful_shutdown_on(async move {
             let _ = rx.await;
@@ -279,13 +288,7 @@ async fn reconcile(object: Arc<DynamicObject>, context: Arc<Context>) -> Result<
         match event {
             finalizer::Event::Apply(plugin) => context.apply(&api, &plugin).await,
             finalizer::Event::Cleanup(plugin) => {
-                let name = plugin.name_any();
-                BindingSet::remove_managed(&context.bindings, &name);
-                context.applied.lock().unwrap().remove(&name);
-                context
-                    .health
-                    .report_problem(&format!("plugin/{name}"), None);
-                tracing::info!(binding = %name, "Plugin deleted: binding removed");
+                context.forget(&plugin.name_any());
                 Ok(Action::await_change())
             }
         }
@@ -310,6 +313,56 @@ fn binding(name: &str, spec: &Value, plugin: &str) -> Result<BindingConfig, Stri
 }
 
 impl Context {
+    /// A Plugin is gone (or going): its binding, its outcome and its readiness problem go too.
+    fn forget(&self, name: &str) {
+        let managed = self
+            .bindings
+            .load()
+            .as_ref()
+            .as_ref()
+            .is_some_and(|set| set.managed.contains(name));
+        BindingSet::remove_managed(&self.bindings, name);
+        self.applied.lock().unwrap().remove(name);
+        self.health.report_problem(&format!("plugin/{name}"), None);
+        if managed {
+            tracing::info!(binding = %name, "Plugin deleted: binding removed");
+        }
+    }
+
+    /// Deletions as the watch reports them, and after a relist the Plugins that are no longer
+    /// there (`seen` collects the names between the relist's start and end).
+    fn on_watch_event(
+        &self,
+        event: &watcher::Event<DynamicObject>,
+        seen: &std::sync::Mutex<Option<std::collections::HashSet<String>>>,
+    ) {
+        match event {
+            watcher::Event::Delete(plugin) => self.forget(&plugin.name_any()),
+            watcher::Event::Init => *seen.lock().unwrap() = Some(Default::default()),
+            watcher::Event::InitApply(plugin) => {
+                if let Some(seen) = seen.lock().unwrap().as_mut() {
+                    seen.insert(plugin.name_any());
+                }
+            }
+            watcher::Event::InitDone => {
+                let Some(present) = seen.lock().unwrap().take() else {
+                    return;
+                };
+                let managed: Vec<String> = self
+                    .bindings
+                    .load()
+                    .as_ref()
+                    .as_ref()
+                    .map(|set| set.managed.iter().cloned().collect())
+                    .unwrap_or_default();
+                for name in managed.iter().filter(|name| !present.contains(*name)) {
+                    self.forget(name);
+                }
+            }
+            watcher::Event::Apply(_) => {}
+        }
+    }
+
     fn serving(&self, name: &str) -> bool {
         self.bindings
             .load()
@@ -365,6 +418,13 @@ impl Context {
             Some(applied) => applied.outcome,
             None => {
                 let result = self.install(&name, spec).await;
+                // Deleted while installing: the deletion was handled before the binding
+                // existed, so drop it now.
+                let current = api.get_opt(&name).await?;
+                if current.and_then(|p| p.uid()) != plugin.uid() {
+                    self.forget(&name);
+                    return Ok(Action::await_change());
+                }
                 let mut applied = self.applied.lock().unwrap();
                 let failures = match (&result, applied.get(&name)) {
                     (Ok(_), _) => 0,
