@@ -445,16 +445,37 @@ async fn run_kind(
 /// exactly that is the echo of the write, not a change to reconcile.
 #[derive(Default)]
 struct OwnWrites {
-    /// The hashes of the object without its status and of its status.
-    written: Mutex<HashMap<String, (u64, u64)>>,
+    /// The hashes of the object without its status and of its status, as the last write is
+    /// expected to leave it (recorded before the write: its watch event can come before the
+    /// write's answer) and as the answer says it did.
+    written: Mutex<HashMap<String, Vec<(u64, u64)>>>,
 }
 
 impl OwnWrites {
     fn hashes(object: &DynamicObject) -> (u64, u64) {
         use std::hash::{Hash, Hasher};
+        // Keys in sorted order: an API server's answer need not keep the order of a merge.
+        fn feed(value: &Value, hasher: &mut std::collections::hash_map::DefaultHasher) {
+            match value {
+                Value::Object(map) => {
+                    let mut keys: Vec<&String> = map.keys().collect();
+                    keys.sort();
+                    for key in keys {
+                        key.hash(hasher);
+                        feed(&map[key], hasher);
+                    }
+                    '}'.hash(hasher);
+                }
+                Value::Array(items) => {
+                    items.iter().for_each(|item| feed(item, hasher));
+                    ']'.hash(hasher);
+                }
+                other => other.to_string().hash(hasher),
+            }
+        }
         let hash = |value: &Value| {
             let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            value.to_string().hash(&mut hasher);
+            feed(value, &mut hasher);
             hasher.finish()
         };
         let mut rest = serde_json::to_value(object).unwrap_or_default();
@@ -469,10 +490,32 @@ impl OwnWrites {
         (hash(&rest), hash(&status))
     }
 
+    /// Before a merge patch of `status` to `object`: what the object will be.
+    fn expect(&self, object: &DynamicObject, status: &Value) {
+        let Some(uid) = object.uid() else {
+            return;
+        };
+        let mut expected = object.clone();
+        let current = expected.data.as_object_mut().map(|data| {
+            data.entry("status")
+                .or_insert_with(|| Value::Object(Default::default()))
+        });
+        if let Some(current) = current {
+            json_patch::merge(current, status);
+        }
+        let hashes = Self::hashes(&expected);
+        self.written.lock().unwrap().insert(uid, vec![hashes]);
+    }
+
+    /// After the write: what the object is, if not what was expected.
     fn record(&self, written: &DynamicObject) {
         if let Some(uid) = written.uid() {
             let hashes = Self::hashes(written);
-            self.written.lock().unwrap().insert(uid, hashes);
+            let mut all = self.written.lock().unwrap();
+            let known = all.entry(uid).or_default();
+            if !known.contains(&hashes) {
+                known.push(hashes);
+            }
         }
     }
 
@@ -488,8 +531,13 @@ impl OwnWrites {
         let Some(uid) = object.uid() else {
             return true;
         };
-        let written = self.written.lock().unwrap().get(&uid).copied();
-        written != Some(Self::hashes(object))
+        let hashes = Self::hashes(object);
+        !self
+            .written
+            .lock()
+            .unwrap()
+            .get(&uid)
+            .is_some_and(|known| known.contains(&hashes))
     }
 }
 
@@ -855,6 +903,7 @@ impl Context {
         if let Some(generation) = generation {
             patch["observedGeneration"] = generation.into();
         }
+        self.own_writes.expect(object, &patch);
         match api
             .patch_status(
                 &object.name_any(),
@@ -1005,6 +1054,48 @@ fn backoff(config: &BackoffConfig, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn object(value: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn the_echo_of_an_own_status_write_wakes_nothing_and_any_other_change_does() {
+        let before = object(serde_json::json!({
+            "apiVersion": "test.corbel.dev/v1", "kind": "Probe",
+            "metadata": {"name": "p", "uid": "u1", "resourceVersion": "7", "generation": 2},
+            "spec": {"message": "hi"},
+            "status": {"echo": "old", "stale": true, "observedGeneration": 1},
+        }));
+        let own = OwnWrites::default();
+        own.expect(
+            &before,
+            &serde_json::json!({"echo": "new", "stale": null, "observedGeneration": 2}),
+        );
+        // The watch event may come before the write's answer: the expectation alone holds it,
+        // whatever the server's key order, resourceVersion and managedFields.
+        let echo = object(serde_json::json!({
+            "kind": "Probe", "apiVersion": "test.corbel.dev/v1",
+            "status": {"observedGeneration": 2, "echo": "new"},
+            "spec": {"message": "hi"},
+            "metadata": {"generation": 2, "uid": "u1", "name": "p", "resourceVersion": "8",
+                         "managedFields": [{"manager": "corbel"}]},
+        }));
+        assert!(!own.wakes(&echo));
+        let mut other_status = echo.clone();
+        other_status.data["status"]["echo"] = "someone else's".into();
+        assert!(own.wakes(&other_status));
+        let mut other_spec = echo.clone();
+        other_spec.data["spec"]["message"] = "changed".into();
+        assert!(own.wakes(&other_spec));
+        let mut labelled = echo.clone();
+        labelled.metadata.labels = Some([("a".to_owned(), "b".to_owned())].into());
+        assert!(own.wakes(&labelled));
+        // An object never written wakes.
+        let mut stranger = echo;
+        stranger.metadata.uid = Some("u2".into());
+        assert!(own.wakes(&stranger));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
