@@ -152,6 +152,7 @@ impl Policy for NativeRequireLabels {
         settings: &'a String,
         _limits: Limits,
         _log: &'a Arc<LogContext>,
+        _trace: Option<&'a Arc<corbel::admission::trace::Trace>>,
     ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>> {
         Box::pin(std::future::ready(Ok(require_labels(request, settings))))
     }

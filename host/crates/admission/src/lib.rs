@@ -113,7 +113,9 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
         limits: Limits,
         log: &'a Arc<LogContext>,
     ) -> PolicyFuture<'a, Result<(), String>>;
-    /// `Ok(Err(message))` when the policy returned an error instead of an answer.
+    /// `Ok(Err(message))` when the policy returned an error instead of an answer. With `trace`,
+    /// the call's log lines and checks are collected into it ("why denied"); a policy without a
+    /// log collects nothing.
     #[allow(
         clippy::ptr_arg,
         reason = "the settings as Plugin takes them, with no copy"
@@ -125,24 +127,8 @@ pub trait Policy: Send + Sync + std::fmt::Debug {
         settings: &'a String,
         limits: Limits,
         log: &'a Arc<LogContext>,
+        trace: Option<&'a Arc<trace::Trace>>,
     ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>>;
-    /// [`Policy::admit`], collecting the call's log lines and checks into `trace` when given
-    /// ("why denied"). A policy without a log collects nothing.
-    #[allow(
-        clippy::ptr_arg,
-        reason = "the settings as Plugin takes them, with no copy"
-    )]
-    fn admit_traced<'a>(
-        &'a self,
-        call: Call,
-        request: &'a wit::AdmissionRequest,
-        settings: &'a String,
-        limits: Limits,
-        log: &'a Arc<LogContext>,
-        _trace: Option<&'a Arc<trace::Trace>>,
-    ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>> {
-        self.admit(call, request, settings, limits, log)
-    }
 }
 
 impl Policy for Plugin {
@@ -164,17 +150,6 @@ impl Policy for Plugin {
     }
 
     fn admit<'a>(
-        &'a self,
-        call: Call,
-        request: &'a wit::AdmissionRequest,
-        settings: &'a String,
-        limits: Limits,
-        log: &'a Arc<LogContext>,
-    ) -> PolicyFuture<'a, Result<wit::AdmissionResponse, String>> {
-        Box::pin(Plugin::admit(self, call, request, settings, limits, log))
-    }
-
-    fn admit_traced<'a>(
         &'a self,
         call: Call,
         request: &'a wit::AdmissionRequest,
@@ -370,7 +345,7 @@ async fn run(
     let input = to_wit(request)?;
     let output = binding
         .plugin
-        .admit_traced(
+        .admit(
             call,
             &input,
             &binding.settings,
