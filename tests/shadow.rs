@@ -32,11 +32,11 @@ async fn settled_report(server: &Server, binding: &str, requests: u64) -> Value 
     }
 }
 
-#[tokio::test]
-async fn a_candidate_that_disagrees_on_30_of_100_requests_is_reported_with_that_fraction() {
-    // Serving requires `team`; the candidate also requires `tier`: it denies what lacks `tier`.
+/// A server whose binding `labels` requires `team`, with a candidate that also requires `tier`
+/// (so it denies what lacks `tier`), at `cpuShare: 1`; `more` adds to the `shadow:` section.
+async fn start_shadowed(more: &str) -> Server {
     let shadow = format!(
-        "shadow:\n  plugin: {}\n  settings: {{labels: [team, tier]}}\n  cpuShare: 1\n  keep: 20",
+        "shadow:\n  plugin: {}\n  settings: {{labels: [team, tier]}}\n  cpuShare: 1{more}",
         plugin("require_labels").display()
     );
     let bindings = binding(
@@ -46,7 +46,12 @@ async fn a_candidate_that_disagrees_on_30_of_100_requests_is_reported_with_that_
         r#"{"labels": ["team"]}"#,
         &shadow,
     );
-    let server = Server::start(&bindings, "").await;
+    Server::start(&bindings, "").await
+}
+
+#[tokio::test]
+async fn a_candidate_that_disagrees_on_30_of_100_requests_is_reported_with_that_fraction() {
+    let server = start_shadowed("\n  keep: 20").await;
     let (status, ready) = server.wait_loaded().await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(
@@ -153,18 +158,7 @@ async fn a_candidate_that_disagrees_on_30_of_100_requests_is_reported_with_that_
 #[tokio::test]
 async fn exactly_the_disagreeing_fraction_is_reported() {
     // Same as above without the extra request: 30 of 100 exactly.
-    let shadow = format!(
-        "shadow:\n  plugin: {}\n  settings: {{labels: [team, tier]}}\n  cpuShare: 1",
-        plugin("require_labels").display()
-    );
-    let bindings = binding(
-        "labels",
-        "require_labels",
-        "validate",
-        r#"{"labels": ["team"]}"#,
-        &shadow,
-    );
-    let server = Server::start(&bindings, "").await;
+    let server = start_shadowed("").await;
     for i in 0..100 {
         let labels = if i % 10 < 3 {
             json!({"team": "a"})
