@@ -44,10 +44,10 @@ fn eval_traced(plugin_file: &str, settings: &str, request: &str) -> (Value, Stri
     (review, stderr)
 }
 
-#[test]
-fn eval_trace_names_the_failed_label_check_with_the_verdict() {
+/// `eval --trace` of require-labels, built from `plugin_file`, on a ConfigMap missing `team`.
+fn assert_trace_names_the_failed_label_check(plugin_file: &str) {
     let (review, trace) = eval_traced(
-        "require_labels",
+        plugin_file,
         r#"{"labels":["team","owner"]}"#,
         "configmap-missing-team",
     );
@@ -60,6 +60,29 @@ fn eval_trace_names_the_failed_label_check_with_the_verdict() {
     assert!(
         trace.contains("verdict: denied (403): missing required labels: team"),
         "{trace}"
+    );
+}
+
+#[test]
+fn eval_trace_names_the_failed_label_check_with_the_verdict() {
+    assert_trace_names_the_failed_label_check("require_labels");
+}
+
+/// The Go SDK's `corbel.Check` (its hand-written `log` import, snapshotted past Wizer with a stub)
+/// sends the same record as the Rust SDK's `check`, and only with a denial.
+#[test]
+fn eval_trace_names_the_failed_label_check_of_a_go_policy() {
+    assert_trace_names_the_failed_label_check("require_labels_go");
+
+    let (review, trace) = eval_traced(
+        "require_labels_go",
+        r#"{"labels":["team"]}"#,
+        "configmap-labelled",
+    );
+    assert_eq!(review["response"]["allowed"], true);
+    assert!(
+        !trace.contains("check \""),
+        "an admitted request sends no checks:\n{trace}"
     );
 }
 
@@ -110,6 +133,13 @@ async fn a_binding_with_trace_puts_the_failed_check_into_the_denials_warnings() 
             r#"{"labels": ["team", "owner"]}"#,
             "",
         ),
+        binding(
+            "traced-go",
+            "require_labels_go",
+            "validate",
+            r#"{"labels": ["team", "owner"]}"#,
+            "trace: true",
+        ),
     ]
     .concat();
     let server = Server::start(&bindings, "").await;
@@ -128,6 +158,18 @@ async fn a_binding_with_trace_puts_the_failed_check_into_the_denials_warnings() 
     assert!(
         warnings.contains(&r#"traced trace: check "label team" FAILED"#),
         "{warnings:?}"
+    );
+
+    let go = server
+        .admit("/validate/traced-go", &review("configmap-missing-team"))
+        .await;
+    assert_eq!(go["allowed"], false);
+    assert_eq!(go["status"]["message"], "missing required labels: team");
+    assert!(
+        go["warnings"].as_array().is_some_and(|w| w
+            .iter()
+            .any(|w| w == r#"traced-go trace: check "label team" FAILED"#)),
+        "a Go policy's denial names its failed check: {go}"
     );
 
     let untraced = server

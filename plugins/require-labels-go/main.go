@@ -45,7 +45,9 @@ func (requireLabels) Validate(request *corbel.Request, settings corbel.Settings)
 	present := request.Labels()
 	var missing []string
 	for _, label := range list {
-		if _, ok := present[label]; !ok {
+		// One check per label, named as the Rust plugin names it: a denial's trace says which
+		// label was missing (docs/trace.md).
+		if _, ok := present[label]; !corbel.Check("label "+label, ok, "") {
 			missing = append(missing, label)
 		}
 	}

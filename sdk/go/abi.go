@@ -161,6 +161,8 @@ func call(p uint32, mutating bool) uint32 {
 		return putErr(err.Error())
 	}
 	verdict, err := evaluate(request, str(params+offSettings), mutating)
+	// The checks go to the host with a denial or an error only (log.go).
+	flushChecks(err != nil || !verdict.Allowed)
 	if err != nil {
 		return putErr(err.Error())
 	}

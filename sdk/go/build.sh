@@ -6,7 +6,8 @@
 # 2. Wizer runs the reactor's `_initialize` (the Go runtime's start and every package's init,
 #    the policy's Register included) once, now, and writes the initialised memory and globals
 #    into the module, without `_initialize`: a sandbox then starts where initialisation ended,
-#    instead of paying for it on every request (every request gets a fresh sandbox);
+#    instead of paying for it on every request (every request gets a fresh sandbox); the
+#    host's `log` import is a trapping stub meanwhile (log-stub.wat);
 # 3. `wasm-tools component embed` attaches the `policy` world from wit/;
 # 4. `wasm-tools component new --adapt` wraps it with wasmtime 48's preview1 reactor adapter.
 #
@@ -36,7 +37,10 @@ mkdir -p "$work"
 # No network: the SDK comes by a replace directive, and no other toolchain may be fetched.
 (cd "$plugin" && GOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
   GOCACHE="$tools/go-cache" go build -buildmode=c-shared -trimpath -o "$work/module.wasm" .)
+# Wizer links only WASI: the host's `log` import (sdk/go/log.go) gets a stub that traps, since
+# nothing may log during initialisation; the snapshot keeps the import for the host to provide.
 "$wizer" --allow-wasi --inherit-stdio true --init-func _initialize --wasm-bulk-memory true \
+  --preload "corbel:plugin/log@0.1.0=$here/log-stub.wat" \
   -o "$work/initialized.wasm" "$work/module.wasm"
 wasm-tools component embed "$root/wit/v0.1.0" --world policy "$work/initialized.wasm" -o "$work/embedded.wasm"
 mkdir -p "$(dirname "$out")"
