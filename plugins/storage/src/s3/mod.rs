@@ -12,7 +12,7 @@
 //! for ListObjectsV2) and this module signing the rest:
 //! - the component grew from 519,871 to 988,299 bytes (1.9×: `url` with IDNA tables, `jiff`,
 //!   `instant-xml`), so it is not a smaller or simpler client here;
-//! - it cannot replace [`sigv4`]: it has no lifecycle, CORS or ListBuckets actions, and its
+//! - it cannot replace `sigv4.rs`: it has no lifecycle, CORS or ListBuckets actions, and its
 //!   signer is private, so the other five operations would still need this one (two signers);
 //! - it signs only presigned URLs (query-string auth, `UNSIGNED-PAYLOAD`), where this module signs
 //!   the payload's SHA-256 in a header, which covers the XML bodies of lifecycle and CORS writes;
