@@ -20,7 +20,8 @@
 //!   three rounds, two alternating runs): 7.8 µs with this module, 11.4 µs with rusty-s3; both
 //!   nothing beside the request's round trip.
 //!
-//! So the hand-written signer stays; its tests are the AWS SigV4 test suite's and the S3 docs' examples.
+//! So the hand-written signer stays; its tests are the AWS SigV4 test suite's and the S3 docs'
+//! examples.
 
 mod client;
 mod error;
