@@ -1,12 +1,20 @@
 //! The Pod Security Standards checks, one function each, as Kubernetes' Pod Security Admission
-//! (`k8s.io/pod-security-admission/policy`, Kubernetes v1.33) defines them for policy version
-//! `latest`. Each check reads the pod (template) metadata and spec as JSON and returns `None` when
-//! the pod passes, or the `forbiddenReason` and `forbiddenDetail` PSA reports when it fails.
+//! (`k8s.io/pod-security-admission/policy`, Kubernetes v1.33) defines them. Each check reads the
+//! pod (template) metadata and spec as JSON and returns `None` when the pod passes, or the
+//! `forbiddenReason` and `forbiddenDetail` PSA reports when it fails.
+//!
+//! PSA versions its checks by *policy version* (`pod-security.kubernetes.io/enforce-version`):
+//! each check has a list of implementations, each from a minimum version on; a policy version
+//! runs, of every check, the implementation with the highest minimum version not above it, and
+//! skips the checks whose first implementation is newer. [`CHECKS`] is that history, and
+//! [`checks_for`] picks from it as PSA's registry does. A check changed *in place* upstream (no new
+//! minimum version) is changed for every policy version: the AppArmor field check and its wording
+//! (Kubernetes v1.30) and the `image` volumes of `restrictedVolumes` (v1.33) are such changes.
 //!
 //! PSA runs its checks ordered by check ID: the baseline IDs sorted, then the restricted IDs
-//! sorted. At restricted level the baseline checks a restricted check replaces (`hostPathVolumes`,
-//! `capabilities_baseline`, `seccompProfile_baseline`) do not run. [`BASELINE`] and [`RESTRICTED`]
-//! spell both orders out.
+//! sorted. At restricted level the baseline checks that the chosen restricted implementations
+//! override (`hostPathVolumes`, and from their first versions on `capabilities_baseline` and
+//! `seccompProfile_baseline`) do not run.
 
 use std::collections::BTreeSet;
 
@@ -42,39 +50,127 @@ pub type Check = fn(PodView<'_>) -> Option<Failure>;
 /// A check with PSA's check ID, the name a trace gives it (`corbel_sdk::check`).
 pub type NamedCheck = (&'static str, Check);
 
-/// Checks of the baseline level with their IDs, in PSA's order (sorted check IDs).
-pub const BASELINE: &[NamedCheck] = &[
-    ("appArmorProfile", app_armor_profile),
-    ("capabilities_baseline", capabilities_baseline),
-    ("hostNamespaces", host_namespaces),
-    ("hostPathVolumes", host_path_volumes),
-    ("hostPorts", host_ports),
-    ("privileged", privileged),
-    ("procMount", proc_mount),
-    ("seLinuxOptions", se_linux_options),
-    ("seccompProfile_baseline", seccomp_baseline),
-    ("sysctls", sysctls),
-    ("windowsHostProcess", windows_host_process),
+/// One implementation of a check: used from policy version `v1.<since>` until the next one.
+pub struct Since {
+    pub since: u32,
+    pub check: Check,
+    /// The baseline checks this (restricted) implementation replaces at restricted level.
+    pub overrides: &'static [&'static str],
+}
+
+/// A check's history, as registered in PSA (`check_<id>.go`, `Versions`).
+pub struct VersionedCheck {
+    pub id: &'static str,
+    pub restricted: bool,
+    pub versions: &'static [Since],
+}
+
+const fn since(since: u32, check: Check) -> Since {
+    Since {
+        since,
+        check,
+        overrides: &[],
+    }
+}
+
+const fn overriding(since: u32, check: Check, overrides: &'static [&'static str]) -> Since {
+    Since {
+        since,
+        check,
+        overrides,
+    }
+}
+
+const fn baseline(id: &'static str, versions: &'static [Since]) -> VersionedCheck {
+    VersionedCheck {
+        id,
+        restricted: false,
+        versions,
+    }
+}
+
+const fn restricted(id: &'static str, versions: &'static [Since]) -> VersionedCheck {
+    VersionedCheck {
+        id,
+        restricted: true,
+        versions,
+    }
+}
+
+/// Every check with its versions, in PSA's order: the baseline checks sorted by ID, then the
+/// restricted ones sorted by ID.
+pub const CHECKS: &[VersionedCheck] = &[
+    baseline("appArmorProfile", &[since(0, app_armor_profile)]),
+    baseline("capabilities_baseline", &[since(0, capabilities_baseline)]),
+    baseline("hostNamespaces", &[since(0, host_namespaces)]),
+    baseline("hostPathVolumes", &[since(0, host_path_volumes)]),
+    baseline("hostPorts", &[since(0, host_ports)]),
+    baseline("privileged", &[since(0, privileged)]),
+    baseline("procMount", &[since(0, proc_mount)]),
+    baseline(
+        "seLinuxOptions",
+        &[since(0, se_linux_options_1_0), since(31, se_linux_options)],
+    ),
+    baseline(
+        "seccompProfile_baseline",
+        &[since(0, seccomp_baseline_1_0), since(19, seccomp_baseline)],
+    ),
+    baseline(
+        "sysctls",
+        &[
+            since(0, sysctls_1_0),
+            since(27, sysctls_1_27),
+            since(29, sysctls_1_29),
+            since(32, sysctls),
+        ],
+    ),
+    baseline("windowsHostProcess", &[since(0, windows_host_process)]),
+    restricted(
+        "allowPrivilegeEscalation",
+        &[
+            since(8, allow_privilege_escalation_1_8),
+            since(25, allow_privilege_escalation),
+        ],
+    ),
+    restricted(
+        "capabilities_restricted",
+        &[
+            overriding(22, capabilities_restricted_1_22, &["capabilities_baseline"]),
+            overriding(25, capabilities_restricted, &["capabilities_baseline"]),
+        ],
+    ),
+    restricted(
+        "restrictedVolumes",
+        &[overriding(0, restricted_volumes, &["hostPathVolumes"])],
+    ),
+    restricted("runAsNonRoot", &[since(0, run_as_non_root)]),
+    restricted("runAsUser", &[since(23, run_as_user)]),
+    restricted(
+        "seccompProfile_restricted",
+        &[
+            overriding(19, seccomp_restricted_1_19, &["seccompProfile_baseline"]),
+            overriding(25, seccomp_restricted, &["seccompProfile_baseline"]),
+        ],
+    ),
 ];
 
-/// Checks of the restricted level, in PSA's order: the baseline checks no restricted check
-/// overrides, then the restricted checks (each group sorted by check ID).
-pub const RESTRICTED: &[NamedCheck] = &[
-    ("appArmorProfile", app_armor_profile),
-    ("hostNamespaces", host_namespaces),
-    ("hostPorts", host_ports),
-    ("privileged", privileged),
-    ("procMount", proc_mount),
-    ("seLinuxOptions", se_linux_options),
-    ("sysctls", sysctls),
-    ("windowsHostProcess", windows_host_process),
-    ("allowPrivilegeEscalation", allow_privilege_escalation),
-    ("capabilities_restricted", capabilities_restricted), // (overrides capabilities_baseline)
-    ("restrictedVolumes", restricted_volumes),            // (overrides hostPathVolumes)
-    ("runAsNonRoot", run_as_non_root),
-    ("runAsUser", run_as_user),
-    ("seccompProfile_restricted", seccomp_restricted), // (overrides seccompProfile_baseline)
-];
+/// The checks policy version `v1.<minor>` runs at a level (`u32::MAX` for `latest`), in PSA's
+/// order: of each check the newest implementation not newer than the version; at restricted, the
+/// baseline checks too, less those the chosen restricted implementations override.
+pub fn checks_for(restricted: bool, minor: u32) -> Vec<NamedCheck> {
+    let chosen = |c: &VersionedCheck| c.versions.iter().rev().find(|v| v.since <= minor);
+    let overridden: Vec<&str> = CHECKS
+        .iter()
+        .filter(|c| restricted && c.restricted)
+        .filter_map(chosen)
+        .flat_map(|v| v.overrides.iter().copied())
+        .collect();
+    CHECKS
+        .iter()
+        .filter(|c| (restricted || !c.restricted) && !overridden.contains(&c.id))
+        .filter_map(|c| chosen(c).map(|v| (c.id, v.check)))
+        .collect()
+}
 
 // ---------------------------------------------------------------------------------------------
 // Reading JSON the way Go reads the typed object: an absent field and `null` are the same (a nil
@@ -206,6 +302,12 @@ const APPARMOR_ANNOTATION_PREFIX: &str = "container.apparmor.security.beta.kuber
 /// appArmorProfile: `appArmorProfile.type` of the pod and containers must be `RuntimeDefault` or
 /// `Localhost`; the deprecated `container.apparmor.security.beta.kubernetes.io/*` annotations must be
 /// empty, `runtime/default` or `localhost/*`.
+///
+/// One implementation for every policy version, as upstream: Kubernetes v1.30 rewrote PSA's only
+/// AppArmor check (`appArmorProfile_1_0`, minimum version v1.0) in place to read the fields too
+/// and to say `annotation must not set AppArmor profile type to "key="value""`. The shorter
+/// `forbidden AppArmor profiles (key="value")` is what Kubernetes *releases* up to v1.29 said, at
+/// any policy version; no policy version of a v1.30+ release says it.
 pub fn app_armor_profile(pod: PodView<'_>) -> Option<Failure> {
     fn allowed_type(t: &str) -> bool {
         matches!(t, "RuntimeDefault" | "Localhost")
@@ -430,6 +532,7 @@ pub fn proc_mount(pod: PodView<'_>) -> Option<Failure> {
     ))
 }
 
+/// The SELinux types baseline allows: the first four from v1.0, `container_engine_t` from v1.31.
 const SELINUX_TYPES: &[&str] = &[
     "",
     "container_t",
@@ -438,15 +541,24 @@ const SELINUX_TYPES: &[&str] = &[
     "container_engine_t",
 ];
 
-/// seLinuxOptions: `type` limited to the container types, `user` and `role` unset.
+/// seLinuxOptions (v1.31+): `type` limited to the container types, `user` and `role` unset.
 pub fn se_linux_options(pod: PodView<'_>) -> Option<Failure> {
+    se_linux_options_with(pod, SELINUX_TYPES)
+}
+
+/// seLinuxOptions before v1.31: `container_engine_t` is not one of the allowed types yet.
+pub fn se_linux_options_1_0(pod: PodView<'_>) -> Option<Failure> {
+    se_linux_options_with(pod, &SELINUX_TYPES[..4])
+}
+
+fn se_linux_options_with(pod: PodView<'_>, allowed_types: &[&str]) -> Option<Failure> {
     let mut bad_types = BTreeSet::new();
     let mut set_user = false;
     let mut set_role = false;
     let mut valid = |options: &Value| {
         let mut ok = true;
         let t = string(options, "type");
-        if !SELINUX_TYPES.contains(&t) {
+        if !allowed_types.contains(&t) {
             ok = false;
             bad_types.insert(t.to_owned());
         }
@@ -569,11 +681,54 @@ fn seccomp_explicit_failure(scan: &SeccompScan<'_>) -> Option<Failure> {
     ))
 }
 
-/// seccompProfile_baseline: a seccomp profile, where set, must be `RuntimeDefault` or `Localhost`.
+/// seccompProfile_baseline (v1.19+): a seccomp profile, where set, must be `RuntimeDefault` or
+/// `Localhost`.
 pub fn seccomp_baseline(pod: PodView<'_>) -> Option<Failure> {
     seccomp_explicit_failure(&scan_seccomp(pod.spec))
 }
 
+const SECCOMP_POD_ANNOTATION: &str = "seccomp.security.alpha.kubernetes.io/pod";
+const SECCOMP_CONTAINER_ANNOTATION_PREFIX: &str = "container.seccomp.security.alpha.kubernetes.io/";
+
+/// seccompProfile_baseline before v1.19, when seccomp was set by annotations: the pod's
+/// `seccomp.security.alpha.kubernetes.io/pod` and, for each container by name,
+/// `container.seccomp.security.alpha.kubernetes.io/<name>` must, where present, be
+/// `runtime/default`, `docker/default` or `localhost/*` (an empty value is refused too).
+pub fn seccomp_baseline_1_0(pod: PodView<'_>) -> Option<Failure> {
+    fn allowed(v: &str) -> bool {
+        v == "runtime/default" || v == "docker/default" || v.starts_with("localhost/")
+    }
+    let annotations = field(pod.metadata, "annotations");
+    let value = |key: &str| annotations.and_then(|a| a.get(key)).and_then(Value::as_str);
+    let mut forbidden = BTreeSet::new();
+    if let Some(v) = value(SECCOMP_POD_ANNOTATION)
+        && !allowed(v)
+    {
+        forbidden.insert(format!("{SECCOMP_POD_ANNOTATION}={}", go_quote(v)));
+    }
+    for (_, c) in containers(pod.spec) {
+        let key = format!("{SECCOMP_CONTAINER_ANNOTATION_PREFIX}{}", name(c));
+        if let Some(v) = value(&key)
+            && !allowed(v)
+        {
+            forbidden.insert(format!("{key}={}", go_quote(v)));
+        }
+    }
+    if forbidden.is_empty() {
+        return None;
+    }
+    Some(Failure::new(
+        "seccompProfile",
+        format!(
+            "forbidden {} {}",
+            pluralize("annotation", "annotations", forbidden.len()),
+            forbidden.into_iter().collect::<Vec<_>>().join(", ")
+        ),
+    ))
+}
+
+/// The safe sysctls, in the order they were allowed: the first 5 from v1.0, then 1 more from
+/// v1.27, 4 more from v1.29 and 2 more from v1.32.
 const SAFE_SYSCTLS: &[&str] = &[
     "kernel.shm_rmid_forced",
     "net.ipv4.ip_local_port_range",
@@ -592,14 +747,33 @@ const SAFE_SYSCTLS: &[&str] = &[
     "net.ipv4.tcp_wmem",
 ];
 
-/// sysctls: only the safe sysctls, listed in the pod's order.
+/// sysctls (v1.32+): only the safe sysctls, the forbidden ones listed in the pod's order.
 pub fn sysctls(pod: PodView<'_>) -> Option<Failure> {
+    sysctls_within(pod, SAFE_SYSCTLS)
+}
+
+/// sysctls from v1.0 to v1.26.
+pub fn sysctls_1_0(pod: PodView<'_>) -> Option<Failure> {
+    sysctls_within(pod, &SAFE_SYSCTLS[..5])
+}
+
+/// sysctls from v1.27 to v1.28: `net.ipv4.ip_local_reserved_ports` is safe.
+pub fn sysctls_1_27(pod: PodView<'_>) -> Option<Failure> {
+    sysctls_within(pod, &SAFE_SYSCTLS[..6])
+}
+
+/// sysctls from v1.29 to v1.31: the four TCP keepalive and FIN timeout sysctls are safe.
+pub fn sysctls_1_29(pod: PodView<'_>) -> Option<Failure> {
+    sysctls_within(pod, &SAFE_SYSCTLS[..10])
+}
+
+fn sysctls_within(pod: PodView<'_>, safe: &[&str]) -> Option<Failure> {
     let forbidden: Vec<&str> = pod_security_context(pod.spec)
         .map(|sc| list(sc, "sysctls"))
         .unwrap_or(&[])
         .iter()
         .map(|s| string(s, "name"))
-        .filter(|n| !SAFE_SYSCTLS.contains(n))
+        .filter(|n| !safe.contains(n))
         .collect();
     if forbidden.is_empty() {
         return None;
@@ -638,12 +812,17 @@ pub fn windows_host_process(pod: PodView<'_>) -> Option<Failure> {
 // ---------------------------------------------------------------------------------------------
 // Restricted checks.
 
-/// allowPrivilegeEscalation: every container sets `allowPrivilegeEscalation: false`. Windows pods
-/// are exempt.
+/// allowPrivilegeEscalation (v1.25+): every container sets `allowPrivilegeEscalation: false`.
+/// Windows pods are exempt.
 pub fn allow_privilege_escalation(pod: PodView<'_>) -> Option<Failure> {
     if is_windows(pod.spec) {
         return None;
     }
+    allow_privilege_escalation_1_8(pod)
+}
+
+/// allowPrivilegeEscalation from v1.8 (the field's first version) to v1.24: Windows pods too.
+pub fn allow_privilege_escalation_1_8(pod: PodView<'_>) -> Option<Failure> {
     let bad: Vec<&str> = containers(pod.spec)
         .filter(|(_, c)| {
             security_context(c).and_then(|sc| boolean(sc, "allowPrivilegeEscalation"))
@@ -663,12 +842,17 @@ pub fn allow_privilege_escalation(pod: PodView<'_>) -> Option<Failure> {
     ))
 }
 
-/// capabilities_restricted: every container drops `ALL` and adds nothing but `NET_BIND_SERVICE`.
-/// Windows pods are exempt.
+/// capabilities_restricted (v1.25+): every container drops `ALL` and adds nothing but
+/// `NET_BIND_SERVICE`. Windows pods are exempt.
 pub fn capabilities_restricted(pod: PodView<'_>) -> Option<Failure> {
     if is_windows(pod.spec) {
         return None;
     }
+    capabilities_restricted_1_22(pod)
+}
+
+/// capabilities_restricted from v1.22 (its first version) to v1.24: Windows pods too.
+pub fn capabilities_restricted_1_22(pod: PodView<'_>) -> Option<Failure> {
     let mut missing_drop_all = Vec::new();
     let mut adding_forbidden = Vec::new();
     let mut forbidden = BTreeSet::new();
@@ -834,7 +1018,7 @@ pub fn run_as_non_root(pod: PodView<'_>) -> Option<Failure> {
     None
 }
 
-/// runAsUser: neither pod nor container sets `runAsUser: 0`.
+/// runAsUser (v1.23+): neither pod nor container sets `runAsUser: 0`.
 pub fn run_as_user(pod: PodView<'_>) -> Option<Failure> {
     let root = |sc: &Value| field(sc, "runAsUser").and_then(Value::as_i64) == Some(0);
     let mut bad_setters = Vec::new();
@@ -857,12 +1041,17 @@ pub fn run_as_user(pod: PodView<'_>) -> Option<Failure> {
     ))
 }
 
-/// seccompProfile_restricted: `seccompProfile.type` `RuntimeDefault` or `Localhost` at pod level or
-/// on every container. Windows pods are exempt.
+/// seccompProfile_restricted (v1.25+): `seccompProfile.type` `RuntimeDefault` or `Localhost` at
+/// pod level or on every container. Windows pods are exempt.
 pub fn seccomp_restricted(pod: PodView<'_>) -> Option<Failure> {
     if is_windows(pod.spec) {
         return None;
     }
+    seccomp_restricted_1_19(pod)
+}
+
+/// seccompProfile_restricted from v1.19 (the field's first version) to v1.24: Windows pods too.
+pub fn seccomp_restricted_1_19(pod: PodView<'_>) -> Option<Failure> {
     let scan = scan_seccomp(pod.spec);
     if let Some(failure) = seccomp_explicit_failure(&scan) {
         return Some(failure);

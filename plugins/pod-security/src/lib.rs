@@ -1,11 +1,12 @@
-//! `pod-security`: enforces the Kubernetes Pod Security Standards (`baseline` or `restricted`,
-//! policy version `latest` as of Kubernetes v1.33) on Pods and on the pod templates of Deployments,
-//! ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ReplicationControllers and PodTemplates.
+//! `pod-security`: enforces the Kubernetes Pod Security Standards (`baseline` or `restricted`, at
+//! a policy version: `latest` as of Kubernetes v1.33 by default, or `v1.N`) on Pods and on the pod
+//! templates of Deployments, ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs,
+//! ReplicationControllers and PodTemplates.
 //!
 //! The verdict and the denial message follow Kubernetes' own Pod Security Admission:
 //! `violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false (container "app"
 //! must set securityContext.allowPrivilegeEscalation=false), ...`, each failed check as
-//! `reason (detail)`, in PSA's check order. The checks themselves are in [`checks`].
+//! `reason (detail)`, in PSA's check order. The checks and their versions are in [`checks`].
 
 pub mod checks;
 
@@ -14,7 +15,7 @@ use corbel_sdk::{Error, Operation, Policy, Request, Verdict, export_policy};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::checks::{Failure, NamedCheck, PodView};
+use crate::checks::{Failure, PodView};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +23,56 @@ pub struct Settings {
     /// `"baseline"` or `"restricted"`.
     #[serde(default)]
     pub level: String,
+    /// The policy version, as in the namespace label `pod-security.kubernetes.io/enforce-version`:
+    /// `"latest"` (the default) or `"v1.N"`.
+    #[serde(default)]
+    pub version: String,
+}
+
+/// A Pod Security Admission policy version: `latest`, or `v1.N` (the checks as they were
+/// defined for Kubernetes v1.N; a version newer than this policy knows is evaluated as `latest`,
+/// as PSA does, and still named as given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Latest,
+    V1(u32),
+}
+
+impl Version {
+    /// Parses a version as PSA does: `latest` or `v1.<minor>`, the minor without leading zeros.
+    pub fn parse(version: &str) -> Result<Self, String> {
+        if version.is_empty() || version == "latest" {
+            return Ok(Version::Latest);
+        }
+        version
+            .strip_prefix("v1.")
+            .filter(|minor| minor == &"0" || !minor.starts_with('0'))
+            .filter(|minor| !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|minor| minor.parse().ok())
+            .map(Version::V1)
+            .ok_or_else(|| {
+                format!(
+                    "`version` {version:?} is not a Pod Security Admission policy version: use \"latest\" or \"v1.N\" such as \"v1.29\" (the namespace label pod-security.kubernetes.io/enforce-version)"
+                )
+            })
+    }
+
+    /// The minor version whose checks apply (`u32::MAX` for `latest`).
+    pub fn minor(self) -> u32 {
+        match self {
+            Version::Latest => u32::MAX,
+            Version::V1(minor) => minor,
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Version::Latest => f.write_str("latest"),
+            Version::V1(minor) => write!(f, "v1.{minor}"),
+        }
+    }
 }
 
 /// A Pod Security Standards level this policy enforces.
@@ -56,22 +107,14 @@ impl Level {
             Level::Restricted => "restricted",
         }
     }
-
-    fn checks(self) -> &'static [NamedCheck] {
-        match self {
-            Level::Baseline => checks::BASELINE,
-            Level::Restricted => checks::RESTRICTED,
-        }
-    }
 }
 
-/// Runs the checks of `level` on a pod (template) and returns the failed ones, in PSA's order.
-/// Each is recorded under its PSA check ID (`corbel_sdk::check`), so a traced denial names the
-/// checks that failed.
-pub fn evaluate(level: Level, pod: PodView<'_>) -> Vec<Failure> {
-    level
-        .checks()
-        .iter()
+/// Runs the checks of `level` at `version` on a pod (template) and returns the failed ones, in
+/// PSA's order. Each is recorded under its PSA check ID (`corbel_sdk::check`), so a traced denial
+/// names the checks that failed.
+pub fn evaluate(level: Level, version: Version, pod: PodView<'_>) -> Vec<Failure> {
+    checks::checks_for(level == Level::Restricted, version.minor())
+        .into_iter()
         .filter_map(|(id, check)| {
             let failure = check(pod);
             match &failure {
@@ -92,11 +135,12 @@ fn reason_and_detail(f: &Failure) -> String {
     }
 }
 
-/// PSA's denial message for failed checks: `violates PodSecurity "<level>:latest": reason (detail), ...`.
-pub fn denial_message(level: Level, failures: &[Failure]) -> String {
+/// PSA's denial message for failed checks:
+/// `violates PodSecurity "<level>:<version>": reason (detail), ...`.
+pub fn denial_message(level: Level, version: Version, failures: &[Failure]) -> String {
     let failures: Vec<String> = failures.iter().map(reason_and_detail).collect();
     format!(
-        "violates PodSecurity \"{}:latest\": {}",
+        "violates PodSecurity \"{}:{version}\": {}",
         level.as_str(),
         failures.join(", ")
     )
@@ -113,11 +157,13 @@ impl Policy for PodSecurity {
     type Settings = Settings;
 
     fn validate_settings(settings: &Settings) -> Result<(), String> {
-        Level::parse(&settings.level).map(|_| ())
+        Level::parse(&settings.level)?;
+        Version::parse(&settings.version).map(|_| ())
     }
 
     fn validate(request: &Request, settings: &Settings) -> Result<Verdict, Error> {
         let level = Level::parse(&settings.level).map_err(Error::new)?;
+        let version = Version::parse(&settings.version).map_err(Error::new)?;
         if !matches!(request.operation, Operation::Create | Operation::Update) {
             return Ok(Verdict::allow());
         }
@@ -154,11 +200,11 @@ impl Policy for PodSecurity {
             None => return Ok(Verdict::allow()),
         };
         let metadata = pod_metadata(kind, object).unwrap_or(&NULL);
-        let failures = evaluate(level, PodView { metadata, spec });
+        let failures = evaluate(level, version, PodView { metadata, spec });
         if failures.is_empty() {
             return Ok(Verdict::allow());
         }
-        Ok(Verdict::deny(denial_message(level, &failures)))
+        Ok(Verdict::deny(denial_message(level, version, &failures)))
     }
 }
 

@@ -9,11 +9,22 @@ use crate::checks::go_quote;
 fn settings(level: &str) -> Settings {
     Settings {
         level: level.into(),
+        version: String::new(),
     }
 }
 
+/// Settings of `level` at policy `version`; `level` may be written `level:version`.
+fn settings_at(level_version: &str) -> Settings {
+    let (level, version) = level_version.split_once(':').unwrap_or((level_version, ""));
+    Settings {
+        level: level.into(),
+        version: version.into(),
+    }
+}
+
+/// The verdict at `level`, written `baseline` or `baseline:v1.29`.
 fn review(level: &str, request: &Request) -> Verdict {
-    PodSecurity::validate(request, &settings(level)).expect("the request can be evaluated")
+    PodSecurity::validate(request, &settings_at(level)).expect("the request can be evaluated")
 }
 
 fn create(kind: &str, object: Value) -> Request {
@@ -977,7 +988,7 @@ fn every_check_is_recorded_under_its_psa_id_with_the_failure_as_detail() {
     let pod = json!({"spec": {"hostNetwork": true, "containers": [app(json!({}))]}});
     assert!(denial("baseline", "Pod", pod).is_some());
     let checks = corbel_sdk::log::take_checks();
-    assert_eq!(checks.len(), checks::BASELINE.len());
+    assert_eq!(checks.len(), checks::checks_for(false, u32::MAX).len());
     let failed: Vec<(&str, &str)> = checks
         .iter()
         .filter(|(_, passed, _)| !passed)
@@ -991,9 +1002,14 @@ fn every_check_is_recorded_under_its_psa_id_with_the_failure_as_detail() {
 
 /// The AppArmor wording is Kubernetes' own as of v1.30 (`check_appArmorProfile.go` and its
 /// test, `TestCheckAppArmor_Forbidden`): the setters, then "must not set AppArmor profile type
-/// to", then the quoted values; an annotation's value is `key="value"` inside those quotes. The
-/// shorter `forbidden AppArmor profiles (key="value")` is the wording of v1.29 and earlier, when
-/// only annotations were checked; this policy implements policy version `latest`.
+/// to", then the quoted values; an annotation's value is `key="value"` inside those quotes.
+///
+/// The shorter `forbidden AppArmor profiles (key="value")` that issue 14 quotes is what Kubernetes
+/// *releases* up to v1.29 said, when only annotations were checked. It is not a policy version's
+/// wording: v1.30 rewrote PSA's only AppArmor implementation (`appArmorProfile_1_0`, minimum
+/// version v1.0) in place, so a v1.30+ API server says the same at `enforce-version: v1.29` or
+/// any other version, and checks the `appArmorProfile` fields there too. This policy does as
+/// upstream does, at every version.
 #[test]
 fn the_apparmor_annotation_message_is_the_one_kubernetes_latest_reports() {
     let pod = json!({
@@ -1001,9 +1017,316 @@ fn the_apparmor_annotation_message_is_the_one_kubernetes_latest_reports() {
         "spec": {"containers": [app(json!({}))]},
     });
     assert_eq!(
-        denial("baseline", "Pod", pod).as_deref(),
+        denial("baseline", "Pod", pod.clone()).as_deref(),
         Some(
             r#"violates PodSecurity "baseline:latest": forbidden AppArmor profile (annotation must not set AppArmor profile type to "container.apparmor.security.beta.kubernetes.io/app="unconfined"")"#
         )
     );
+    assert_eq!(
+        denial("baseline:v1.29", "Pod", pod).as_deref(),
+        Some(
+            r#"violates PodSecurity "baseline:v1.29": forbidden AppArmor profile (annotation must not set AppArmor profile type to "container.apparmor.security.beta.kubernetes.io/app="unconfined"")"#
+        ),
+        "PSA has one AppArmor implementation for every policy version"
+    );
+}
+
+#[test]
+fn apparmor_annotations_and_fields_are_checked_at_every_version_with_plural_wording() {
+    let pod = pod_with(
+        json!({"annotations": {
+            "container.apparmor.security.beta.kubernetes.io/app": "unconfined",
+            "container.apparmor.security.beta.kubernetes.io/sidecar": "bogus",
+        }}),
+        json!({"containers": [
+            app(json!({"securityContext": {"appArmorProfile": {"type": "Unconfined"}}})),
+            {"name": "sidecar", "image": "busybox"},
+        ]}),
+    );
+    for version in ["v1.0", "v1.29", "v1.30", "latest"] {
+        assert_eq!(
+            denial(&format!("baseline:{version}"), "Pod", pod.clone()),
+            Some(format!(
+                r#"violates PodSecurity "baseline:{version}": forbidden AppArmor profiles (container "app" and annotations must not set AppArmor profile type to "Unconfined", "container.apparmor.security.beta.kubernetes.io/app="unconfined"", "container.apparmor.security.beta.kubernetes.io/sidecar="bogus"")"#
+            )),
+        );
+    }
+}
+
+#[test]
+fn the_version_setting_takes_latest_or_v1_n_and_refuses_anything_else() {
+    for (version, parsed) in [
+        ("", Version::Latest),
+        ("latest", Version::Latest),
+        ("v1.0", Version::V1(0)),
+        ("v1.29", Version::V1(29)),
+        ("v1.40", Version::V1(40)),
+    ] {
+        assert_eq!(Version::parse(version), Ok(parsed), "{version:?}");
+        assert!(
+            PodSecurity::validate_settings(&settings_at(&format!("baseline:{version}"))).is_ok()
+        );
+    }
+    for version in [
+        "1.29", "v1.029", "v2.0", "v1.", "v1", "v1.x", "Latest", "v1.29.0", " v1.29", "v1.-1",
+    ] {
+        let refusal = PodSecurity::validate_settings(&settings_at(&format!("baseline:{version}")))
+            .unwrap_err();
+        assert_eq!(
+            refusal,
+            format!(
+                "`version` {version:?} is not a Pod Security Admission policy version: use \"latest\" or \"v1.N\" such as \"v1.29\" (the namespace label pod-security.kubernetes.io/enforce-version)"
+            )
+        );
+    }
+    let parsed: Settings =
+        serde_json::from_str(r#"{"level": "baseline", "version": "v1.29"}"#).unwrap();
+    assert_eq!(Version::parse(&parsed.version), Ok(Version::V1(29)));
+    assert_eq!(Version::V1(29).to_string(), "v1.29");
+    assert_eq!(Version::Latest.to_string(), "latest");
+}
+
+#[test]
+fn the_message_names_the_policy_version() {
+    let privileged =
+        pod(json!({"containers": [app(json!({"securityContext": {"privileged": true}}))]}));
+    assert_eq!(
+        denial("baseline:v1.29", "Pod", privileged.clone()).as_deref(),
+        Some(
+            r#"violates PodSecurity "baseline:v1.29": privileged (container "app" must not set securityContext.privileged=true)"#
+        )
+    );
+    // A version newer than the checks know is evaluated as latest and named as given, as PSA does.
+    assert_eq!(
+        denial("baseline:v1.40", "Pod", privileged).as_deref(),
+        Some(
+            r#"violates PodSecurity "baseline:v1.40": privileged (container "app" must not set securityContext.privileged=true)"#
+        )
+    );
+}
+
+#[test]
+fn selinux_container_engine_t_is_allowed_from_v1_31() {
+    let engine = pod(json!({"containers": [app(json!({
+        "securityContext": {"seLinuxOptions": {"type": "container_engine_t"}},
+    }))]}));
+    assert_eq!(
+        denial("baseline:v1.30", "Pod", engine.clone()).as_deref(),
+        Some(
+            r#"violates PodSecurity "baseline:v1.30": seLinuxOptions (container "app" set forbidden securityContext.seLinuxOptions: type "container_engine_t")"#
+        )
+    );
+    assert_eq!(denial("baseline:v1.31", "Pod", engine.clone()), None);
+    assert_eq!(denial("baseline", "Pod", engine), None);
+}
+
+#[test]
+fn the_safe_sysctls_grow_with_the_version() {
+    let with = |name: &str| {
+        pod(json!({
+            "securityContext": {"sysctls": [{"name": name, "value": "1"}]},
+            "containers": [app(json!({}))],
+        }))
+    };
+    for (sysctl, first) in [
+        ("kernel.shm_rmid_forced", 0),
+        ("net.ipv4.ip_local_reserved_ports", 27),
+        ("net.ipv4.tcp_keepalive_time", 29),
+        ("net.ipv4.tcp_fin_timeout", 29),
+        ("net.ipv4.tcp_rmem", 32),
+        ("net.ipv4.tcp_wmem", 32),
+    ] {
+        if first > 0 {
+            let before = format!("baseline:v1.{}", first - 1);
+            assert_eq!(
+                denial(&before, "Pod", with(sysctl)),
+                Some(format!(
+                    r#"violates PodSecurity "{before}": forbidden sysctls ({sysctl})"#
+                )),
+            );
+        }
+        assert_eq!(
+            denial(&format!("baseline:v1.{first}"), "Pod", with(sysctl)),
+            None
+        );
+        assert_eq!(denial("baseline", "Pod", with(sysctl)), None);
+    }
+}
+
+#[test]
+fn before_v1_19_seccomp_is_checked_in_its_annotations_not_its_fields() {
+    let annotated = pod_with(
+        json!({"annotations": {
+            "seccomp.security.alpha.kubernetes.io/pod": "unconfined",
+            "container.seccomp.security.alpha.kubernetes.io/app": "",
+            "container.seccomp.security.alpha.kubernetes.io/gone": "unconfined",
+        }}),
+        json!({"containers": [app(json!({}))]}),
+    );
+    assert_eq!(
+        denial("baseline:v1.18", "Pod", annotated.clone()).as_deref(),
+        Some(
+            r#"violates PodSecurity "baseline:v1.18": seccompProfile (forbidden annotations container.seccomp.security.alpha.kubernetes.io/app="", seccomp.security.alpha.kubernetes.io/pod="unconfined")"#
+        ),
+        "an annotation naming no container is not read"
+    );
+    assert_eq!(denial("baseline:v1.19", "Pod", annotated), None);
+
+    let allowed = pod_with(
+        json!({"annotations": {
+            "seccomp.security.alpha.kubernetes.io/pod": "docker/default",
+            "container.seccomp.security.alpha.kubernetes.io/app": "localhost/profile.json",
+        }}),
+        json!({"containers": [app(json!({}))]}),
+    );
+    assert_eq!(denial("baseline:v1.0", "Pod", allowed), None);
+
+    let field = pod(json!({
+        "securityContext": {"seccompProfile": {"type": "Unconfined"}},
+        "containers": [app(json!({}))],
+    }));
+    assert_eq!(denial("baseline:v1.18", "Pod", field.clone()), None);
+    assert_eq!(
+        denial("baseline:v1.19", "Pod", field).as_deref(),
+        Some(
+            r#"violates PodSecurity "baseline:v1.19": seccompProfile (pod must not set securityContext.seccompProfile.type to "Unconfined")"#
+        )
+    );
+}
+
+#[test]
+fn restricted_checks_apply_from_their_minimum_versions() {
+    let plain = pod(json!({"containers": [app(json!({}))]}));
+    // v1.7: no allowPrivilegeEscalation (v1.8), capabilities_restricted (v1.22),
+    // seccompProfile_restricted (v1.19) or runAsUser (v1.23) yet.
+    assert_eq!(
+        denial("restricted:v1.7", "Pod", plain.clone()).as_deref(),
+        Some(
+            r#"violates PodSecurity "restricted:v1.7": runAsNonRoot != true (pod or container "app" must set securityContext.runAsNonRoot=true)"#
+        )
+    );
+    assert_eq!(
+        denial("restricted:v1.8", "Pod", plain.clone()).as_deref(),
+        Some(concat!(
+            r#"violates PodSecurity "restricted:v1.8": "#,
+            r#"allowPrivilegeEscalation != false (container "app" must set securityContext.allowPrivilegeEscalation=false), "#,
+            r#"runAsNonRoot != true (pod or container "app" must set securityContext.runAsNonRoot=true)"#,
+        ))
+    );
+    assert_eq!(
+        denial("restricted:v1.22", "Pod", plain.clone()),
+        denial("restricted", "Pod", plain)
+            .map(|m| m.replace("restricted:latest", "restricted:v1.22")),
+        "the four Linux checks of a plain pod are all there from v1.22"
+    );
+
+    // runAsUser=0 is refused from v1.23.
+    let root = pod(restricted_spec(
+        json!({"securityContext": {"runAsUser": 0}}),
+    ));
+    assert_eq!(denial("restricted:v1.22", "Pod", root.clone()), None);
+    assert_eq!(
+        denial("restricted:v1.23", "Pod", root).as_deref(),
+        Some(
+            r#"violates PodSecurity "restricted:v1.23": runAsUser=0 (pod must not set runAsUser=0)"#
+        )
+    );
+
+    // Before capabilities_restricted (v1.22), restricted runs capabilities_baseline instead.
+    let sys_admin = pod(restricted_spec(json!({"containers": [restricted_container(
+        "app",
+        json!({"capabilities": {"drop": null, "add": ["SYS_ADMIN"]}}),
+    )]})));
+    assert_eq!(
+        denial("restricted:v1.21", "Pod", sys_admin.clone()).as_deref(),
+        Some(
+            r#"violates PodSecurity "restricted:v1.21": non-default capabilities (container "app" must not include "SYS_ADMIN" in securityContext.capabilities.add)"#
+        )
+    );
+    assert_eq!(
+        denial("restricted:v1.22", "Pod", sys_admin).as_deref(),
+        Some(
+            r#"violates PodSecurity "restricted:v1.22": unrestricted capabilities (container "app" must set securityContext.capabilities.drop=["ALL"]; container "app" must not include "SYS_ADMIN" in securityContext.capabilities.add)"#
+        )
+    );
+}
+
+#[test]
+fn windows_pods_are_exempt_from_the_linux_only_checks_from_v1_25() {
+    let windows = pod(json!({
+        "os": {"name": "windows"},
+        "securityContext": {"runAsNonRoot": true},
+        "containers": [{"name": "app", "image": "mcr.microsoft.com/windows/nanoserver"}],
+    }));
+    assert_eq!(denial("restricted:v1.25", "Pod", windows.clone()), None);
+    assert_eq!(
+        denial("restricted:v1.24", "Pod", windows).as_deref(),
+        Some(concat!(
+            r#"violates PodSecurity "restricted:v1.24": "#,
+            r#"allowPrivilegeEscalation != false (container "app" must set securityContext.allowPrivilegeEscalation=false), "#,
+            r#"unrestricted capabilities (container "app" must set securityContext.capabilities.drop=["ALL"]), "#,
+            r#"seccompProfile (pod or container "app" must set securityContext.seccompProfile.type to "RuntimeDefault" or "Localhost")"#,
+        ))
+    );
+}
+
+#[test]
+fn each_version_runs_the_checks_psa_registers_for_it() {
+    let ids = |restricted: bool, minor: u32| -> Vec<&str> {
+        checks::checks_for(restricted, minor)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    };
+    let baseline = [
+        "appArmorProfile",
+        "capabilities_baseline",
+        "hostNamespaces",
+        "hostPathVolumes",
+        "hostPorts",
+        "privileged",
+        "procMount",
+        "seLinuxOptions",
+        "seccompProfile_baseline",
+        "sysctls",
+        "windowsHostProcess",
+    ];
+    for minor in [0, 19, 29, 31, u32::MAX] {
+        assert_eq!(ids(false, minor), baseline, "baseline v1.{minor}");
+    }
+    assert_eq!(
+        ids(true, 0),
+        [
+            "appArmorProfile",
+            "capabilities_baseline",
+            "hostNamespaces",
+            "hostPorts",
+            "privileged",
+            "procMount",
+            "seLinuxOptions",
+            "seccompProfile_baseline",
+            "sysctls",
+            "windowsHostProcess",
+            "restrictedVolumes",
+            "runAsNonRoot",
+        ]
+    );
+    let latest = [
+        "appArmorProfile",
+        "hostNamespaces",
+        "hostPorts",
+        "privileged",
+        "procMount",
+        "seLinuxOptions",
+        "sysctls",
+        "windowsHostProcess",
+        "allowPrivilegeEscalation",
+        "capabilities_restricted",
+        "restrictedVolumes",
+        "runAsNonRoot",
+        "runAsUser",
+        "seccompProfile_restricted",
+    ];
+    assert_eq!(ids(true, 23), latest);
+    assert_eq!(ids(true, u32::MAX), latest);
 }
