@@ -1,25 +1,36 @@
 //! The host's xDS room, wired to the API: it watches `XdsSnapshot` objects
-//! (`xds.corbel.dev/v1alpha1`, written by controller plugins through the `resources` capability),
-//! serves each to the Envoy instances of its node group with [`corbel_xds`] (ADS over gRPC on the
-//! configured `xds.listen` address), and writes back into the object's status what happened:
+//! (`xds.corbel.dev/v1alpha1`, written by controller plugins through the `resources` capability)
+//! and serves each node group the **union** of the objects naming it ([`corbel_xds::Publications`])
+//! with [`corbel_xds`] (ADS over gRPC on the configured `xds.listen` address). A publisher splits
+//! its resources over several objects, each under [`MAX_OBJECT_BYTES`] (etcd refuses requests over
+//! 1.5 MiB), so a change rewrites, stores and converts only the objects that changed.
 //!
-//! - `version`: the version published (a digest of the content, so a restarted host publishes
-//!   the same version for the same objects and Envoy sees no change);
-//! - `acknowledgedVersion`: the last version an instance accepted;
-//! - `rejected`: `{version, message, sources, node, typeUrl}` when an instance refused a version
-//!   (a NACK), or when a resource did not convert; `sources` are the publisher's tags of the
-//!   resources changed since the last accepted version, so the publisher can leave them out.
+//! What it writes back:
+//! - on an object, `status.rejected` `{version: "", message, sources}` when one of its resources
+//!   does not convert (the object's last good resources keep serving) or names a resource another
+//!   object of the group publishes already (a duplicate is an error, never merged: the object
+//!   first in `namespace/name` order serves it);
+//! - on the objects with `spec.groupStatus: true` (a publisher's head object), the group's
+//!   status: `status.group.version` (a digest of the content served, so a restarted host
+//!   publishes the same version for the same objects and Envoy sees no change),
+//!   `acknowledgedVersion` (the last version an instance held entirely), and `rejected`
+//!   `{version, message, sources, node, typeUrl}` when an instance refused a version (a NACK);
+//!   `sources` are the publisher's tags of the resources changed since the version that
+//!   instance last accepted, so the publisher can leave them out. Only head objects get status
+//!   writes for versions, so a Route change costs a write to the objects that changed and one
+//!   or two to the head, not one to every object of the group.
 //!
-//! The room knows types and versions, never what a route or a token is (docs/xds.md). A snapshot
-//! that does not convert is refused whole and the last good one keeps being served; a deleted
-//! snapshot object serves an empty configuration to its group (its Gateway is gone).
+//! The room knows types, names and versions, never what a route or a token is (docs/xds.md).
+//! Nothing is served while the objects are being (re)listed, so a restarted host never serves a
+//! part of a group; a deleted object's resources leave its group's next version.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use corbel_xds::{AdsServer, Converter, Report, Resource, Snapshot, Snapshots};
+use corbel_xds::{AdsServer, Converter, Publication, Publications, Report, Resource, Snapshots};
+use futures::FutureExt;
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -34,6 +45,12 @@ pub const CRD: &str = include_str!("../../deploy/crds/xdssnapshots.xds.corbel.de
 
 /// The field manager of the status the room writes.
 const MANAGER: &str = "corbel-xds";
+
+/// The largest `XdsSnapshot` a publisher should write, in bytes of JSON: well under etcd's
+/// default request limit (1.5 MiB, `--max-request-bytes`), so that an object plus its status
+/// and metadata always fits. Publishers split their resources over several objects of a node
+/// group below this (the gateway plugin: a head object, and one object per Route).
+pub const MAX_OBJECT_BYTES: usize = 512 * 1024;
 
 fn resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
@@ -83,8 +100,10 @@ pub async fn start(
         api: Api::all_with(client.clone(), &resource()),
         converter,
         snapshots,
+        publications: Publications::default(),
         objects: HashMap::new(),
         groups: HashMap::new(),
+        dirty: BTreeSet::new(),
     };
     Ok(tokio::spawn(room.run(client, install_crd, reports, stop)))
 }
@@ -93,18 +112,39 @@ pub async fn start(
 #[derive(Default)]
 struct Known {
     group: String,
-    /// The version published for it, and the status last written.
-    version: String,
+    /// The generation whose resources are published (a status write changes none).
+    generation: Option<i64>,
+    /// `spec.groupStatus`: the group's versions and refusals are written here.
+    head: bool,
+    /// Why its last spec was refused (a resource that does not convert), while it applies.
+    refused: Option<Value>,
+    /// Its status as last read or written.
     status: Value,
+}
+
+/// What the room knows of one node group.
+#[derive(Default)]
+struct Group {
+    /// The serial of the last version an instance refused: an acceptance of an older version
+    /// (an instance catching up) does not clear that refusal.
+    refused_serial: u64,
 }
 
 struct Room {
     api: Api<DynamicObject>,
     converter: Converter,
     snapshots: Snapshots,
+    publications: Publications,
     objects: HashMap<Key, Known>,
-    /// Node group → the object that publishes it.
-    groups: HashMap<String, Key>,
+    groups: HashMap<String, Group>,
+    /// Groups whose union changed since it was last published.
+    dirty: BTreeSet<String>,
+}
+
+/// The key of an object among the publications: `namespace/name`, so the first in order of a
+/// group keeps a duplicated resource.
+fn publication_key(key: &Key) -> String {
+    format!("{}/{}", key.0, key.1)
 }
 
 impl Room {
@@ -143,29 +183,45 @@ impl Room {
         let mut events = watcher::watcher(self.api.clone(), watcher::Config::default())
             .default_backoff()
             .boxed();
-        // Objects seen during a (re)list: those not seen again were deleted meanwhile.
+        // Objects seen during a (re)list: those not seen again were deleted meanwhile. Nothing
+        // is published while it lasts: a group served before all its objects are read would
+        // lose the resources of those not read yet.
         let mut listing: Option<BTreeSet<Key>> = None;
         loop {
             tokio::select! {
-                event = events.next() => match event {
-                    Some(Ok(Event::Init)) => listing = Some(BTreeSet::new()),
-                    Some(Ok(Event::InitApply(object))) => {
-                        if let Some(seen) = listing.as_mut() {
-                            seen.insert(key(&object));
+                event = events.next() => {
+                    let mut event = event;
+                    // The events already there are handled before publishing: a burst of
+                    // object writes becomes one version.
+                    for _ in 0..1_000 {
+                        match event {
+                            Some(Ok(Event::Init)) => listing = Some(BTreeSet::new()),
+                            Some(Ok(Event::InitApply(object))) => {
+                                if let Some(seen) = listing.as_mut() {
+                                    seen.insert(key(&object));
+                                }
+                                self.apply(&object).await;
+                            }
+                            Some(Ok(Event::InitDone)) => {
+                                let seen = listing.take().unwrap_or_default();
+                                let gone: Vec<Key> = self.objects.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                                for key in gone {
+                                    self.remove(&key);
+                                }
+                            }
+                            Some(Ok(Event::Apply(object))) => self.apply(&object).await,
+                            Some(Ok(Event::Delete(object))) => self.remove(&key(&object)),
+                            Some(Err(e)) => tracing::warn!(error = %e, "watching XdsSnapshots failed; retrying"),
+                            None => return,
                         }
-                        self.publish(&object).await;
-                    }
-                    Some(Ok(Event::InitDone)) => {
-                        let seen = listing.take().unwrap_or_default();
-                        let gone: Vec<Key> = self.objects.keys().filter(|k| !seen.contains(*k)).cloned().collect();
-                        for key in gone {
-                            self.unpublish(&key);
+                        match events.next().now_or_never() {
+                            Some(next) => event = next,
+                            None => break,
                         }
                     }
-                    Some(Ok(Event::Apply(object))) => self.publish(&object).await,
-                    Some(Ok(Event::Delete(object))) => self.unpublish(&key(&object)),
-                    Some(Err(e)) => tracing::warn!(error = %e, "watching XdsSnapshots failed; retrying"),
-                    None => return,
+                    if listing.is_none() {
+                        self.publish().await;
+                    }
                 },
                 Some(report) = reports.recv() => self.report(report).await,
                 _ = stopped(&mut stop) => return,
@@ -173,25 +229,22 @@ impl Room {
         }
     }
 
-    async fn publish(&mut self, object: &DynamicObject) {
+    /// Reads one object: converts its resources when its spec changed.
+    async fn apply(&mut self, object: &DynamicObject) {
         let key = key(object);
         let spec = &object.data["spec"];
         let group = spec["nodeGroup"].as_str().unwrap_or_default().to_string();
-        let status = object.data.get("status").cloned().unwrap_or(Value::Null);
         let known = self.objects.entry(key.clone()).or_default();
-        known.status = status;
-        if group.is_empty() {
-            self.refuse(&key, "spec.nodeGroup is empty: name the node group (node.cluster) of the instances to serve", vec![]).await;
+        known.status = object.data.get("status").cloned().unwrap_or(Value::Null);
+        known.head = spec["groupStatus"].as_bool().unwrap_or(false);
+        let generation = object.metadata.generation;
+        if generation.is_some() && known.generation == generation && known.group == group {
+            // Its own status write coming back, or a metadata change: nothing to convert.
             return;
         }
-        if let Some(owner) = self.groups.get(&group)
-            && *owner != key
-        {
-            let message = format!(
-                "node group {group:?} is already served from XdsSnapshot {}/{}; give each Gateway its own node group",
-                owner.0, owner.1
-            );
-            self.refuse(&key, &message, vec![]).await;
+        if group.is_empty() {
+            let refusal = json!({"version": "", "message": "spec.nodeGroup is empty: name the node group (node.cluster) of the instances to serve", "sources": []});
+            self.refuse(&key, refusal).await;
             return;
         }
         let mut resources = Vec::new();
@@ -204,83 +257,122 @@ impl Room {
                 .filter_map(|s| s.as_str().map(str::to_string))
                 .collect();
             match self.converter.to_any(name, &item["resource"]) {
-                Ok(any) => resources.push(Resource {
-                    name: name.to_string(),
-                    sources,
-                    any,
-                }),
+                Ok(any) => resources.push(std::sync::Arc::new(Resource::new(name, sources, any))),
                 Err(e) => {
-                    self.refuse(&key, &format!("not published: {e}"), sources)
-                        .await;
+                    let refusal = json!({"version": "", "message": format!("not published: {e}"), "sources": sources});
+                    self.refuse(&key, refusal).await;
                     return;
                 }
             }
         }
-        let snapshot = Snapshot::new(resources);
-        let version = snapshot.version.clone();
         let known = self.objects.get_mut(&key).expect("inserted above");
-        if known.group != group && !known.group.is_empty() {
-            // The object moved to another node group: the old one serves nothing now.
-            self.groups.remove(&known.group);
-            self.snapshots.set(&known.group, Snapshot::new(vec![]));
-        }
         known.group = group.clone();
-        known.version = version.clone();
-        self.groups.insert(group.clone(), key.clone());
-        self.snapshots.set(&group, snapshot);
-        let mut patch =
-            json!({"version": version, "observedGeneration": object.metadata.generation});
-        // A conversion refusal of an earlier spec no longer applies.
-        if known.status["rejected"]["node"].is_null() && !known.status["rejected"].is_null() {
-            patch["rejected"] = Value::Null;
-        }
-        self.patch_status(&key, patch).await;
+        known.generation = generation;
+        known.refused = None;
+        let changed = self
+            .publications
+            .set(&publication_key(&key), Publication { group, resources });
+        self.dirty.extend(changed);
     }
 
-    fn unpublish(&mut self, key: &Key) {
-        if let Some(known) = self.objects.remove(key)
-            && self.groups.get(&known.group) == Some(key)
-        {
-            self.groups.remove(&known.group);
-            tracing::info!(group = %known.group, "xds snapshot object deleted: its node group is served no resources");
-            self.snapshots.set(&known.group, Snapshot::new(vec![]));
+    /// A spec the room cannot publish: the object's last good resources keep serving.
+    async fn refuse(&mut self, key: &Key, refusal: Value) {
+        tracing::warn!(namespace = %key.0, name = %key.1, message = %refusal["message"], "xds snapshot refused");
+        if let Some(known) = self.objects.get_mut(key) {
+            known.refused = Some(refusal.clone());
+        }
+        self.patch_status(key, json!({"rejected": refusal})).await;
+    }
+
+    fn remove(&mut self, key: &Key) {
+        self.objects.remove(key);
+        if let Some(group) = self.publications.remove(&publication_key(key)) {
+            tracing::info!(namespace = %key.0, name = %key.1, group = %group, "xds snapshot object deleted: its resources leave the group");
+            self.dirty.insert(group);
         }
     }
 
-    /// A snapshot the room cannot publish: the last good one keeps serving.
-    async fn refuse(&mut self, key: &Key, message: &str, sources: Vec<String>) {
-        tracing::warn!(namespace = %key.0, name = %key.1, message, "xds snapshot refused");
-        let patch = json!({"rejected": {"version": "", "message": message, "sources": sources}});
-        self.patch_status(key, patch).await;
+    /// Publishes the union of each group that changed, and writes what came of it: duplicates
+    /// on the objects that hold them, the version on the group's head objects.
+    async fn publish(&mut self) {
+        for group in std::mem::take(&mut self.dirty) {
+            let union = self.publications.union(&group);
+            let snapshot = self.snapshots.set(&group, union.snapshot);
+            let by_key: BTreeMap<String, Key> = self
+                .objects
+                .keys()
+                .map(|k| (publication_key(k), k.clone()))
+                .collect();
+            let mut patches = Vec::new();
+            for (publication, key) in &by_key {
+                let known = &self.objects[key];
+                if known.group != group {
+                    continue;
+                }
+                let rejected = known.refused.clone().or_else(|| {
+                    union.duplicates.get(publication).map(|duplicates| {
+                        let names: Vec<String> = duplicates
+                            .iter()
+                            .map(|d| format!("{} {:?} (served from XdsSnapshot {})", d.type_url, d.name, d.served_by))
+                            .collect();
+                        json!({
+                            "version": "",
+                            "message": format!("resource names must be unique in node group {group:?}; left out: {}", names.join(", ")),
+                            "sources": duplicates.iter().flat_map(|d| d.sources.clone()).collect::<BTreeSet<_>>(),
+                        })
+                    })
+                });
+                if known.status["rejected"] != rejected.clone().unwrap_or(Value::Null) {
+                    patches.push((key.clone(), json!({"rejected": rejected})));
+                }
+                if known.head && known.status["group"]["version"] != snapshot.version.as_str() {
+                    patches.push((key.clone(), json!({"group": {"version": snapshot.version}})));
+                }
+            }
+            for (key, patch) in patches {
+                self.patch_status(&key, patch).await;
+            }
+        }
+    }
+
+    /// The keys of a group's head objects.
+    fn heads(&self, group: &str) -> Vec<Key> {
+        self.objects
+            .iter()
+            .filter(|(_, k)| k.head && k.group == group)
+            .map(|(key, _)| key.clone())
+            .collect()
     }
 
     async fn report(&mut self, report: Report) {
-        let Some(key) = self.groups.get(&report.group).cloned() else {
-            return;
-        };
+        let state = self.groups.entry(report.group.clone()).or_default();
         let patch = match report.refusal {
             None => {
-                let known = &self.objects[&key];
                 let mut patch = json!({"acknowledgedVersion": report.version});
-                if !known.status["rejected"].is_null()
-                    && known.status["rejected"]["version"] != report.version.as_str()
-                {
+                if report.serial > state.refused_serial {
                     patch["rejected"] = Value::Null;
                 }
                 patch
             }
-            Some(refusal) => json!({"rejected": {
-                "version": report.version,
-                "message": refusal.message,
-                "sources": refusal.sources,
-                "node": report.node,
-                "typeUrl": report.type_url,
-            }}),
+            Some(refusal) => {
+                state.refused_serial = state.refused_serial.max(report.serial);
+                json!({"rejected": {
+                    "version": report.version,
+                    "message": refusal.message,
+                    "sources": refusal.sources,
+                    "node": report.node,
+                    "typeUrl": report.type_url,
+                }})
+            }
         };
-        self.patch_status(&key, patch).await;
+        for key in self.heads(&report.group) {
+            self.patch_status(&key, json!({"group": patch.clone()}))
+                .await;
+        }
     }
 
-    /// Merges `patch` into the object's status, unless the status already says so.
+    /// Merges `patch` (a JSON merge patch, `null` removes) into the object's status, unless the
+    /// status already says so.
     async fn patch_status(&mut self, key: &Key, patch: Value) {
         let Some(known) = self.objects.get_mut(key) else {
             return;
@@ -290,13 +382,7 @@ impl Room {
         } else {
             json!({})
         };
-        for (field, value) in patch.as_object().expect("patches are objects") {
-            if value.is_null() {
-                merged.as_object_mut().unwrap().remove(field);
-            } else {
-                merged[field] = value.clone();
-            }
-        }
+        merge(&mut merged, &patch);
         if merged == known.status {
             return;
         }
@@ -315,6 +401,25 @@ impl Room {
             Err(e) => {
                 tracing::warn!(namespace = %key.0, name = %key.1, error = %e, "failed to write an XdsSnapshot's status")
             }
+        }
+    }
+}
+
+/// Applies a JSON merge patch (RFC 7386) to `target`.
+fn merge(target: &mut Value, patch: &Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let object = target.as_object_mut().expect("made an object above");
+    for (field, value) in fields {
+        if value.is_null() {
+            object.remove(field);
+        } else {
+            merge(object.entry(field.clone()).or_insert(Value::Null), value);
         }
     }
 }
@@ -373,6 +478,19 @@ mod tests {
         let crd: Value = serde_yaml_ng::from_str(CRD).unwrap();
         assert_eq!(crd["spec"]["group"], "xds.corbel.dev");
         assert!(crd["spec"]["versions"][0]["subresources"]["status"].is_object());
+    }
+
+    #[test]
+    fn status_patches_merge_nested_fields_and_null_removes() {
+        let mut status = json!({"group": {"version": "a", "rejected": {"message": "m"}}, "rejected": {"message": "x"}});
+        merge(
+            &mut status,
+            &json!({"group": {"acknowledgedVersion": "a", "rejected": null}, "rejected": null}),
+        );
+        assert_eq!(
+            status,
+            json!({"group": {"version": "a", "acknowledgedVersion": "a"}})
+        );
     }
 
     #[test]

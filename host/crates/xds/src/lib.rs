@@ -7,6 +7,9 @@
 //!   version is a digest of its content, so a restarted host serves the same version for the same
 //!   content and connected Envoys see no change.
 //! - [`Snapshots`]: the current snapshot per node group, which streams watch.
+//! - [`Publications`]: a group's snapshot is the union of every publication (object) naming it,
+//!   so a publisher can split its resources over several objects, each small, and a change
+//!   rewrites only the objects that changed; a name published twice is reported, not merged.
 //! - [`server`]: the ADS service; ACKs and NACKs come out as [`Report`]s for whoever published.
 
 pub mod convert;
@@ -15,4 +18,4 @@ mod snapshot;
 
 pub use convert::{ConvertError, Converter};
 pub use server::{AdsServer, Report};
-pub use snapshot::{Resource, Snapshot, Snapshots};
+pub use snapshot::{Duplicate, Publication, Publications, Resource, Snapshot, Snapshots, Union};

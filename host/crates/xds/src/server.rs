@@ -4,7 +4,15 @@
 //! last accepted, and the names it asked for. A request whose `response_nonce` is not the last
 //! one sent is stale and ignored (the xDS protocol's rule); one with the last nonce is an ACK, or
 //! a NACK when it carries `error_detail`: the instance keeps its last good configuration and the
-//! server sends nothing more for that type until the snapshot changes. Both become [`Report`]s.
+//! server sends nothing more for that type until that type's content changes.
+//!
+//! A type is sent only when its own content changed (each type has its digest): a Route whose
+//! added header changed sends the route table, not every cluster again. One response per type is
+//! in flight at a time, as go-control-plane does: the next goes with the answer to the last, with
+//! whatever changed meanwhile, so a burst of changes costs an instance one response per round
+//! trip. A NACK is a [`Report`] at once; an ACK becomes a [`Report`] once every type of the
+//! stream holds that version or a later one (a version is acknowledged when the instance has all
+//! of it).
 //!
 //! Nothing is sent before the group's first snapshot is published: an empty response would make
 //! Envoy drop every listener, so a restarted host that has not loaded its snapshots yet must stay
@@ -42,8 +50,11 @@ const PUSH_ORDER: [&str; 4] = [
 pub struct Report {
     pub group: String,
     pub node: String,
+    /// The type refused; empty for an acceptance (which covers every type).
     pub type_url: String,
     pub version: String,
+    /// The version's [`Snapshot::serial`]: later versions have larger serials.
+    pub serial: u64,
     /// `None`: accepted. `Some`: refused, with Envoy's message and the sources of the resources
     /// changed since the version it last accepted.
     pub refusal: Option<Refusal>,
@@ -77,8 +88,14 @@ struct TypeState {
     nonce: String,
     sent: Option<Arc<Snapshot>>,
     accepted: Option<Arc<Snapshot>>,
-    /// Set when the last version sent was refused: no resend until the snapshot changes.
-    refused_version: Option<String>,
+    /// A response awaits its ACK or NACK: nothing more of this type is sent meanwhile (the
+    /// latest snapshot goes with the answer), so a burst of changes costs an instance one
+    /// response per round trip, not one per change.
+    in_flight: bool,
+    /// Send even when the type's content did not change (first request, new names).
+    force: bool,
+    /// The last response sent was refused: not sent again until the type's content changes.
+    refused: bool,
 }
 
 struct Stream_ {
@@ -86,6 +103,8 @@ struct Stream_ {
     node: String,
     types: BTreeMap<String, TypeState>,
     nonces: u64,
+    /// The serial of the last version reported as accepted for every type.
+    reported: u64,
 }
 
 impl Stream_ {
@@ -94,17 +113,32 @@ impl Stream_ {
             return None;
         }
         let state = self.types.get_mut(type_url)?;
-        if state
-            .sent
-            .as_ref()
-            .is_some_and(|s| s.version == snapshot.version)
+        if state.in_flight {
+            return None;
+        }
+        if !state.force
+            && let Some(sent) = &state.sent
+            && sent.type_version(type_url) == snapshot.type_version(type_url)
         {
+            // Nothing of this type changed: the instance holds this version's content already
+            // (or refused it, and would again).
+            if !state.refused
+                && state
+                    .accepted
+                    .as_ref()
+                    .is_some_and(|a| a.serial == sent.serial)
+            {
+                state.accepted = Some(snapshot.clone());
+            }
+            state.sent = Some(snapshot.clone());
             return None;
         }
         self.nonces += 1;
         state.nonce = self.nonces.to_string();
         state.sent = Some(snapshot.clone());
-        state.refused_version = None;
+        state.in_flight = true;
+        state.force = false;
+        state.refused = false;
         let resources = snapshot
             .of_type(type_url, &state.names)
             .map(|r| r.any.clone())
@@ -119,56 +153,79 @@ impl Stream_ {
         })
     }
 
-    /// Handles one request; returns a report for an ACK or NACK, and whether to (re)send.
+    /// The version every type of the stream has accepted, once it is newer than the last one
+    /// reported: an instance has acknowledged a version when it holds all of it.
+    fn acknowledged(&mut self) -> Option<Report> {
+        let mut oldest: Option<&Arc<Snapshot>> = None;
+        for state in self.types.values() {
+            let accepted = state.accepted.as_ref()?;
+            if oldest.is_none_or(|o| accepted.serial < o.serial) {
+                oldest = Some(accepted);
+            }
+        }
+        let oldest = oldest?;
+        if oldest.serial <= self.reported {
+            return None;
+        }
+        self.reported = oldest.serial;
+        Some(Report {
+            group: self.group.clone(),
+            node: self.node.clone(),
+            type_url: String::new(),
+            version: oldest.version.clone(),
+            serial: oldest.serial,
+            refusal: None,
+        })
+    }
+
+    /// Handles one request; returns a report for a NACK, and whether to (re)send.
     fn request(&mut self, request: DiscoveryRequest) -> (Option<Report>, bool) {
         let state = self.types.entry(request.type_url.clone()).or_default();
         let names: BTreeSet<String> = request.resource_names.into_iter().collect();
         if request.response_nonce.is_empty() {
             // First request for this type on the stream (or after a reconnect).
             state.names = names;
+            state.in_flight = false;
+            state.force = true;
             return (None, true);
         }
         if request.response_nonce != state.nonce {
             return (None, false);
         }
-        let names_changed = state.names != names;
+        state.in_flight = false;
+        if state.names != names {
+            // New names (such as a new RDS name) need the current resources even at the same version.
+            state.force = true;
+        }
         state.names = names;
         let Some(sent) = state.sent.clone() else {
-            return (None, names_changed);
+            return (None, true);
         };
         let report = match request.error_detail {
             Some(error) => {
                 let sources = sent.new_sources(&request.type_url, state.accepted.as_deref());
-                state.refused_version = Some(sent.version.clone());
+                state.refused = true;
                 tracing::warn!(group = %self.group, node = %self.node, type_url = %request.type_url,
                     version = %sent.version, message = %error.message, "xds NACK");
-                Report {
+                Some(Report {
                     group: self.group.clone(),
                     node: self.node.clone(),
                     type_url: request.type_url.clone(),
                     version: sent.version.clone(),
+                    serial: sent.serial,
                     refusal: Some(Refusal {
                         message: error.message,
                         sources,
                     }),
-                }
+                })
             }
             None => {
-                state.accepted = Some(sent.clone());
-                Report {
-                    group: self.group.clone(),
-                    node: self.node.clone(),
-                    type_url: request.type_url.clone(),
-                    version: sent.version.clone(),
-                    refusal: None,
-                }
+                state.accepted = Some(sent);
+                None
             }
         };
-        if names_changed {
-            // New names (such as a new RDS name) need the current resources even at the same version.
-            state.sent = None;
-        }
-        (Some(report), names_changed)
+        // The answer frees the type: what changed meanwhile goes now.
+        (report, true)
     }
 }
 
@@ -208,6 +265,7 @@ impl AggregatedDiscoveryService for AdsServer {
                 node: node.id,
                 types: BTreeMap::new(),
                 nonces: 0,
+                reported: 0,
             };
             let mut next = Some(first);
             loop {
@@ -224,6 +282,9 @@ impl AggregatedDiscoveryService for AdsServer {
                         {
                             break;
                         }
+                    }
+                    if let Some(report) = stream.acknowledged() {
+                        let _ = reports.send(report);
                     }
                 }
                 tokio::select! {
@@ -248,6 +309,9 @@ impl AggregatedDiscoveryService for AdsServer {
                             {
                                 return;
                             }
+                        }
+                        if let Some(report) = stream.acknowledged() {
+                            let _ = reports.send(report);
                         }
                     }
                 }

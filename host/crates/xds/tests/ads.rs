@@ -24,11 +24,7 @@ fn cluster(name: &str, source: &str) -> Resource {
             &json!({"@type": CLUSTER, "name": name, "connect_timeout": "1s"}),
         )
         .unwrap();
-    Resource {
-        name: name.into(),
-        sources: vec![source.into()],
-        any,
-    }
+    Resource::new(name, vec![source.into()], any)
 }
 
 struct Envoy {
