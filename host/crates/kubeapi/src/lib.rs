@@ -9,6 +9,7 @@ pub mod selectors;
 pub mod server;
 mod table;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode, header};
@@ -252,10 +253,9 @@ impl KubeApi {
             Some(ns) => self
                 .store
                 .get(&ObjectKey::new("", "namespaces", None, ns))
-                .ok()
-                .and_then(|n| n.pointer("/metadata/labels").cloned())
-                .unwrap_or(json!({})),
-            None => json!({}),
+                .map(|n| selectors::object_labels(&n))
+                .unwrap_or_default(),
+            None => BTreeMap::new(),
         };
         let bindings = self.bindings.load();
         let Some(set) = bindings.as_ref() else {
@@ -355,7 +355,7 @@ impl InlineBinding {
         target: &server::Target,
         operation: &str,
         object: Option<&Value>,
-        namespace_labels: &Value,
+        namespace_labels: &BTreeMap<String, String>,
     ) -> bool {
         let rule_matches = self.rules.iter().any(|rule| {
             rule.matches(
@@ -370,18 +370,14 @@ impl InlineBinding {
         if !rule_matches {
             return false;
         }
-        let labels = selectors::labels;
         if let Some(selector) = &self.namespace_selector
             && target.kind.namespaced
-            && !selector.matches(&labels(namespace_labels))
+            && !selector.matches(namespace_labels)
         {
             return false;
         }
         if let Some(selector) = &self.object_selector {
-            let object_labels = object
-                .and_then(|o| o.pointer("/metadata/labels"))
-                .map(labels)
-                .unwrap_or_default();
+            let object_labels = object.map(selectors::object_labels).unwrap_or_default();
             if !selector.matches(&object_labels) {
                 return false;
             }

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::KubeApi;
 use super::registry::{CRD_GROUP, Kind};
-use super::selectors::{FieldSelector, LabelSelector};
+use super::selectors::{FieldSelector, LabelSelector, object_labels};
 use corbel_auth::{RequestAttributes, UserInfo};
 use corbel_store::{Deleted, EventType, ObjectKey, StoreError, UpdateMode};
 
