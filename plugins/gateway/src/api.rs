@@ -194,6 +194,10 @@ pub struct RejectedRoute {
     pub generation: i64,
     /// Envoy's error detail, or which Route holds the host and path.
     pub message: String,
+    /// In `conflictingRoutes`, what only the whole set shows: `PathConflict` (when absent) or
+    /// `RouteTableFull` (the Gateway's route table has no room left for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// An API exposed on a Gateway.

@@ -86,6 +86,10 @@ impl Cluster for HostCluster {
         resources::update(object)
     }
 
+    fn delete(&self, kind: &str, name: &str) -> Result<bool, CapabilityError> {
+        resources::delete(&gvk(kind), None, name)
+    }
+
     fn secret(&self, name: &str) -> Result<BTreeMap<String, Vec<u8>>, CapabilityError> {
         secrets::get(None, name)
     }

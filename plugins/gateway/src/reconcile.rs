@@ -43,6 +43,8 @@ pub trait Cluster {
     fn list_labelled(&self, kind: &str, selector: &str) -> Result<Vec<Value>, CapabilityError>;
     fn create(&self, object: &Value) -> Result<Value, CapabilityError>;
     fn update(&self, object: &Value) -> Result<Value, CapabilityError>;
+    /// Deletes a child of the reconciled object; `false` when it did not exist.
+    fn delete(&self, kind: &str, name: &str) -> Result<bool, CapabilityError>;
     /// The data of a Secret of the namespace (the Kong admin token).
     fn secret(&self, name: &str) -> Result<BTreeMap<String, Vec<u8>>, CapabilityError> {
         Err(CapabilityError::Unavailable(format!(
@@ -121,7 +123,7 @@ fn kong_gateway(
         ));
     }
     let name = gateway.name.clone();
-    let inputs = inputs(cluster, namespace, gateway, status, None)?;
+    let inputs = inputs(cluster, namespace, gateway, status, &[])?;
     let translation = translate::translate(&inputs);
     // The jwt plugin checks tokens against each credential's key: fetch the issuers' keys.
     let mut keys = BTreeMap::new();
@@ -189,8 +191,8 @@ fn kong_gateway(
         .requeue_after(KONG_RESYNC))
 }
 
-/// The Routes blocked by a path conflict, for their own reconciles to read (all others reasons
-/// they find themselves).
+/// The Routes blocked by what only the whole set shows (a path conflict, a full route table),
+/// for their own reconciles to read (all other reasons they find themselves).
 fn conflicting_routes(
     inputs: &Inputs,
     results: &BTreeMap<String, RouteResult>,
@@ -200,12 +202,13 @@ fn conflicting_routes(
         .iter()
         .filter_map(|r| match results.get(&r.name) {
             Some(RouteResult::Blocked { reason, message })
-                if reason == translate::PATH_CONFLICT =>
+                if reason == translate::PATH_CONFLICT || reason == translate::ROUTE_TABLE_FULL =>
             {
                 Some(RejectedRoute {
                     name: r.name.clone(),
                     generation: r.generation,
                     message: message.clone(),
+                    reason: (reason != translate::PATH_CONFLICT).then(|| reason.clone()),
                 })
             }
             _ => None,
@@ -254,7 +257,7 @@ fn inputs(
     namespace: &str,
     gateway: Named<api::GatewaySpec>,
     status: &GatewayStatus,
-    snapshot: Option<&Value>,
+    refusals: &[&Value],
 ) -> Result<Inputs, ReconcileError> {
     let routes: Vec<Named<api::RouteSpec>> = all(cluster, "Route")?
         .into_iter()
@@ -266,10 +269,7 @@ fn inputs(
     for r in &status.rejected_routes {
         rejected.insert(translate::source(&r.name, r.generation), r.message.clone());
     }
-    if let Some(refusal) = snapshot
-        .map(|s| &s["status"]["rejected"])
-        .filter(|r| r.is_object())
-    {
+    for refusal in refusals.iter().filter(|r| r.is_object()) {
         let message = refusal["message"].as_str().unwrap_or("refused").to_string();
         for source in refusal["sources"]
             .as_array()
@@ -312,7 +312,13 @@ fn update_snapshot(
     mut snapshot: Value,
     spec: Value,
 ) -> Result<Value, ReconcileError> {
-    let known_refusal = snapshot["status"]["rejected"].clone();
+    let refusals = |s: &Value| {
+        (
+            s["status"]["rejected"].clone(),
+            s["status"]["group"]["rejected"].clone(),
+        )
+    };
+    let known_refusal = refusals(&snapshot);
     snapshot["spec"] = spec;
     let mut attempts = 0;
     loop {
@@ -332,13 +338,14 @@ fn update_snapshot(
                         "the XdsSnapshot was deleted while it was being updated",
                     ));
                 };
-                if fresh["status"]["rejected"] != known_refusal {
+                if refusals(&fresh) != known_refusal {
                     return Err(ReconcileError::transient(
                         "SnapshotRefused",
                         "Envoy refused a configuration while the next was translated; translating again without the refused Routes",
                     ));
                 }
                 fresh["spec"] = snapshot["spec"].take();
+                fresh["metadata"]["labels"] = snapshot["metadata"]["labels"].take();
                 snapshot = fresh;
             }
             Err(e) => return Err(capability("update the XdsSnapshot", e)),
@@ -351,6 +358,83 @@ pub fn node_group(namespace: &str, name: &str, spec: &api::GatewaySpec) -> Strin
     spec.node_group
         .clone()
         .unwrap_or_else(|| format!("{namespace}/{name}"))
+}
+
+/// The label of a Gateway's `XdsSnapshot`s: its name ([`label_value`]).
+pub const GATEWAY_LABEL: &str = "gateway.corbel.dev/gateway";
+
+/// 64-bit FNV-1a: a stable short name for what is too long for a label value or an object
+/// name (hand-rolled: ten lines, and the component needs no hashing crate for it).
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A name as a label value (at most 63 characters; longer names by their hash).
+pub fn label_value(name: &str) -> String {
+    if name.len() <= 63 {
+        name.to_string()
+    } else {
+        format!("h{:016x}", fnv(name))
+    }
+}
+
+/// The `XdsSnapshot` holding one Route's clusters: `<gateway>.route.<route>` (by hashes when
+/// longer than an object name may be).
+pub fn route_object_name(gateway: &str, route: &str) -> String {
+    let name = format!("{gateway}.route.{route}");
+    if name.len() <= 253 {
+        name
+    } else {
+        format!("h{:016x}.route.h{:016x}", fnv(gateway), fnv(route))
+    }
+}
+
+/// The specs of a Gateway's `XdsSnapshot`s by name: the head (named after the Gateway, with
+/// the listener, the route table and the JWKS clusters; it carries the node group's status)
+/// and one per served Route with its clusters. Each is under [`translate::MAX_OBJECT_BYTES`]
+/// (the translation blocks the Routes that would not fit); a change of one Route rewrites its
+/// own object and the head's route table, never the other Routes' objects.
+pub fn objects(
+    gateway: &str,
+    group: &str,
+    resources: Vec<translate::Resource>,
+) -> Result<BTreeMap<String, Value>, ReconcileError> {
+    let mut by_object: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    by_object.insert(gateway.to_string(), Vec::new());
+    for r in resources {
+        let object = match &r.route {
+            Some(route) => route_object_name(gateway, route),
+            None => gateway.to_string(),
+        };
+        // Moved, not copied: a route table is hundreds of kilobytes.
+        by_object.entry(object).or_default().push(json!({
+            "typeUrl": r.type_url,
+            "name": r.name,
+            "sources": r.sources,
+            "resource": r.resource,
+        }));
+    }
+    let mut specs = BTreeMap::new();
+    for (name, resources) in by_object {
+        let mut spec = json!({"nodeGroup": group, "resources": resources});
+        if name == gateway {
+            spec["groupStatus"] = json!(true);
+        }
+        let bytes = translate::json_len(&spec);
+        if bytes > translate::MAX_OBJECT_BYTES {
+            return Err(ReconcileError::permanent(
+                "SnapshotTooLarge",
+                format!(
+                    "XdsSnapshot {name:?} would take {bytes} bytes, more than the {} one object may hold (etcd's request limit is 1.5 MiB); fewer issuers on the Gateway",
+                    translate::MAX_OBJECT_BYTES
+                ),
+            ));
+        }
+        specs.insert(name, spec);
+    }
+    Ok(specs)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -406,44 +490,76 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
         }
         return Ok(outcome);
     }
-    let existing = cluster
-        .get(SNAPSHOT_KIND, &gateway.name)
-        .map_err(|e| capability("read the XdsSnapshot", e))?;
-    let group = node_group(&namespace, &gateway.name, &gateway.spec);
     let name = gateway.name.clone();
-    let inputs = inputs(cluster, &namespace, gateway, &status, existing.as_ref())?;
+    let label = label_value(&name);
+    // Its objects: the head (named after the Gateway; an older host wrote it without the label)
+    // and one per Route.
+    let mut existing: BTreeMap<String, Value> = cluster
+        .list_labelled(SNAPSHOT_KIND, &format!("{GATEWAY_LABEL}={label}"))
+        .map_err(|e| capability("list the XdsSnapshots", e))?
+        .into_iter()
+        .filter_map(|o| Some((o["metadata"]["name"].as_str()?.to_string(), o)))
+        .collect();
+    if !existing.contains_key(&name)
+        && let Some(head) = cluster
+            .get(SNAPSHOT_KIND, &name)
+            .map_err(|e| capability("read the XdsSnapshot", e))?
+    {
+        existing.insert(name.clone(), head);
+    }
+    let group = node_group(&namespace, &name, &gateway.spec);
+    let refusals: Vec<&Value> = existing
+        .values()
+        .flat_map(|o| [&o["status"]["rejected"], &o["status"]["group"]["rejected"]])
+        .collect();
+    let inputs = inputs(cluster, &namespace, gateway, &status, &refusals)?;
     let translate::Translation {
         resources,
         routes: results,
         consumers,
     } = translate::translate(&inputs);
-    // Moved, not copied: at a thousand Routes the snapshot is megabytes.
-    let spec = json!({
-        "nodeGroup": group,
-        "resources": resources.into_iter().map(|r| json!({
-            "typeUrl": r.type_url,
-            "name": r.name,
-            "sources": r.sources,
-            "resource": r.resource,
-        })).collect::<Vec<_>>(),
-    });
-    let mut published = true;
-    let mut stored = match existing {
-        None => cluster
-            .create(&json!({
-                "apiVersion": SNAPSHOT_API_VERSION,
-                "kind": SNAPSHOT_KIND,
-                "metadata": {"name": name},
-                "spec": spec,
-            }))
-            .map_err(|e| capability("create the XdsSnapshot", e))?,
-        Some(snapshot) if snapshot["spec"] != spec => update_snapshot(cluster, snapshot, spec)?,
-        Some(snapshot) => {
-            published = false;
-            snapshot
+    let wanted = objects(&name, &group, resources)?;
+    let mut published = false;
+    let mut head = None;
+    // Make before break: the Routes' clusters first, then the head whose route table uses
+    // them, then the objects of Routes no longer served.
+    let mut order: Vec<(String, Value)> = wanted.into_iter().collect();
+    order.sort_by_key(|(n, _)| *n == name);
+    for (object_name, spec) in order {
+        let stored = match existing.remove(&object_name) {
+            None => {
+                published = true;
+                cluster
+                    .create(&json!({
+                        "apiVersion": SNAPSHOT_API_VERSION,
+                        "kind": SNAPSHOT_KIND,
+                        "metadata": {"name": object_name, "labels": {GATEWAY_LABEL: label}},
+                        "spec": spec,
+                    }))
+                    .map_err(|e| capability("create an XdsSnapshot", e))?
+            }
+            Some(mut object)
+                if object["spec"] != spec
+                    || object["metadata"]["labels"][GATEWAY_LABEL] != label.as_str() =>
+            {
+                published = true;
+                object["metadata"]["labels"][GATEWAY_LABEL] = json!(label);
+                update_snapshot(cluster, object, spec)?
+            }
+            Some(object) => object,
+        };
+        if object_name == name {
+            head = Some(stored);
         }
-    };
-    let snapshot_status = stored["status"].take();
+    }
+    for object_name in existing.keys().filter(|n| **n != name) {
+        published = true;
+        cluster
+            .delete(SNAPSHOT_KIND, object_name)
+            .map_err(|e| capability("delete an XdsSnapshot", e))?;
+    }
+    let mut stored = head.unwrap_or_default();
+    let snapshot_status = stored["status"]["group"].take();
     let rejected_routes: Vec<RejectedRoute> = inputs
         .routes
         .iter()
@@ -455,6 +571,7 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
                     name: r.name.clone(),
                     generation: r.generation,
                     message: message.clone(),
+                    reason: None,
                 })
         })
         .collect();
@@ -532,7 +649,10 @@ pub fn route(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconcil
         .find(|c| c.name == route.name && c.generation == route.generation)
     {
         return Err(ReconcileError::permanent(
-            translate::PATH_CONFLICT,
+            conflict
+                .reason
+                .as_deref()
+                .unwrap_or(translate::PATH_CONFLICT),
             conflict.message.clone(),
         ));
     }
@@ -646,6 +766,13 @@ mod tests {
             self.put(object.clone());
             Ok(object.clone())
         }
+        fn delete(&self, kind: &str, name: &str) -> Result<bool, CapabilityError> {
+            Ok(self
+                .objects
+                .borrow_mut()
+                .remove(&(kind.to_string(), name.to_string()))
+                .is_some())
+        }
     }
 
     fn object(kind: &str, name: &str, spec: Value) -> Value {
@@ -660,28 +787,154 @@ mod tests {
         fake
     }
 
-    #[test]
-    fn a_gateway_publishes_its_snapshot_for_its_node_group() {
-        let fake = world();
-        let gateway = fake.get("Gateway", "public").unwrap().unwrap();
-        let outcome = gateway_reconcile(&fake, gateway);
-        let snapshot = fake
-            .get(SNAPSHOT_KIND, "public")
-            .unwrap()
-            .expect("a snapshot is written");
-        assert_eq!(snapshot["apiVersion"], SNAPSHOT_API_VERSION);
-        assert_eq!(snapshot["spec"]["nodeGroup"], "shop/public");
-        let types: Vec<&str> = snapshot["spec"]["resources"]
+    fn types_of(snapshot: &Value) -> Vec<&str> {
+        snapshot["spec"]["resources"]
             .as_array()
             .unwrap()
             .iter()
             .map(|r| r["typeUrl"].as_str().unwrap())
-            .collect();
-        assert!(
-            types.contains(&translate::LISTENER) && types.contains(&translate::CLUSTER),
-            "{types:?}"
+            .collect()
+    }
+
+    #[test]
+    fn a_gateway_publishes_a_head_and_an_object_per_route_for_its_node_group() {
+        let fake = world();
+        let gateway = fake.get("Gateway", "public").unwrap().unwrap();
+        let outcome = gateway_reconcile(&fake, gateway.clone());
+        let head = fake
+            .get(SNAPSHOT_KIND, "public")
+            .unwrap()
+            .expect("a head is written");
+        assert_eq!(head["apiVersion"], SNAPSHOT_API_VERSION);
+        assert_eq!(head["spec"]["nodeGroup"], "shop/public");
+        assert_eq!(head["spec"]["groupStatus"], true);
+        assert_eq!(head["metadata"]["labels"][GATEWAY_LABEL], "public");
+        assert_eq!(
+            types_of(&head),
+            [translate::LISTENER, translate::ROUTE_CONFIGURATION]
         );
+        let route = fake
+            .get(SNAPSHOT_KIND, "public.route.orders")
+            .unwrap()
+            .expect("the Route's own object");
+        assert_eq!(route["spec"]["nodeGroup"], "shop/public");
+        assert!(route["spec"]["groupStatus"].is_null());
+        assert_eq!(route["metadata"]["labels"][GATEWAY_LABEL], "public");
+        assert_eq!(types_of(&route), [translate::CLUSTER]);
         assert_eq!(outcome["routes"], 1);
+
+        // A Route deleted: its object goes, the head stays.
+        fake.delete("Route", "orders").unwrap();
+        assert_eq!(gateway_reconcile(&fake, gateway)["routes"], 0);
+        assert!(
+            fake.get(SNAPSHOT_KIND, "public.route.orders")
+                .unwrap()
+                .is_none()
+        );
+        assert!(fake.get(SNAPSHOT_KIND, "public").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_route_change_rewrites_its_object_and_the_head_only() {
+        let fake = world();
+        fake.put(object("Route", "catalog", json!({"gatewayRef": {"name": "public"}, "paths": ["/catalog"], "upstreams": [{"url": "http://127.0.0.1:9001"}]})));
+        let gateway = fake.get("Gateway", "public").unwrap().unwrap();
+        gateway_reconcile(&fake, gateway.clone());
+        let before = fake.of_kind(SNAPSHOT_KIND);
+        assert_eq!(before.len(), 3);
+        let mut route = fake.get("Route", "orders").unwrap().unwrap();
+        route["spec"]["upstreams"][0]["url"] = json!("http://127.0.0.1:9002");
+        route["metadata"]["generation"] = json!(2);
+        fake.put(route);
+        gateway_reconcile(&fake, gateway);
+        let after = fake.of_kind(SNAPSHOT_KIND);
+        let changed: Vec<&str> = before
+            .iter()
+            .zip(&after)
+            .filter(|(b, a)| b != a)
+            .map(|(_, a)| a["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(changed, ["public", "public.route.orders"]);
+    }
+
+    #[test]
+    fn at_5000_routes_every_object_is_under_the_bound() {
+        let fake = world();
+        let gateway = fake.get("Gateway", "public").unwrap().unwrap();
+        let mut gateway_spec = gateway.clone();
+        gateway_spec["spec"]["issuers"] = json!([{"name": "corp", "issuer": "https://id.example.com", "jwksUri": "https://id.example.com/jwks", "audiences": ["api"]}]);
+        fake.put(gateway_spec.clone());
+        fake.delete("Route", "orders").unwrap();
+        let head_bytes =
+            |fake: &Fake| translate::json_len(&fake.get(SNAPSHOT_KIND, "public").unwrap().unwrap());
+        // As the bench's Routes, half of them secured with a grant each.
+        for i in 0..5_000 {
+            if i == 1_000 {
+                gateway_reconcile(&fake, gateway_spec.clone());
+                eprintln!(
+                    "1,000 Routes: the head (route table, listener, JWKS cluster) takes {} bytes",
+                    head_bytes(&fake)
+                );
+            }
+            let mut spec = json!({"gatewayRef": {"name": "public"}, "paths": [format!("/r{i}")],
+                                  "upstreams": [{"url": "http://127.0.0.1:9000"}]});
+            if i % 2 == 0 {
+                spec["security"] = json!({"issuer": "corp"});
+                fake.put(object(
+                    "Consumer",
+                    &format!("c{i}"),
+                    json!({"gatewayRef": {"name": "public"}, "clientId": format!("client-{i}")}),
+                ));
+                fake.put(object("ConsumeRoute", &format!("g{i}"), json!({"consumerRef": {"name": format!("c{i}")}, "routeRef": {"name": format!("r{i}")}})));
+            }
+            fake.put(object("Route", &format!("r{i}"), spec));
+        }
+        let status = gateway_reconcile(&fake, gateway_spec);
+        let snapshots = fake.of_kind(SNAPSHOT_KIND);
+        let sizes: Vec<(String, usize)> = snapshots
+            .iter()
+            .map(|s| {
+                (
+                    s["metadata"]["name"].as_str().unwrap().to_string(),
+                    translate::json_len(s),
+                )
+            })
+            .collect();
+        let largest = sizes.iter().max_by_key(|(_, n)| *n).unwrap();
+        let total: usize = sizes.iter().map(|(_, n)| n).sum();
+        eprintln!(
+            "5,000 Routes: {} objects, {total} bytes in all, the largest {largest:?}; {} Routes served, {} left out",
+            sizes.len(),
+            status["routes"],
+            status["conflictingRoutes"].as_array().map_or(0, Vec::len)
+        );
+        for (name, bytes) in &sizes {
+            assert!(
+                *bytes <= translate::MAX_OBJECT_BYTES,
+                "{name}: {bytes} bytes"
+            );
+        }
+        let served = status["routes"].as_u64().unwrap() as usize;
+        let full = status["conflictingRoutes"].as_array().unwrap();
+        assert_eq!(served + full.len(), 5_000);
+        assert_eq!(
+            sizes.len(),
+            served + 1,
+            "a head and one object per served Route"
+        );
+        if let Some(first) = full.first() {
+            assert_eq!(first["reason"], translate::ROUTE_TABLE_FULL);
+            // The Route's own reconcile reads it from the Gateway's status.
+            let mut gateway = fake.get("Gateway", "public").unwrap().unwrap();
+            gateway["status"] = status.clone();
+            fake.put(gateway);
+            let route = fake
+                .get("Route", first["name"].as_str().unwrap())
+                .unwrap()
+                .unwrap();
+            let error = super::route(&Object(route), &fake).unwrap_err();
+            assert_eq!(error.reason(), translate::ROUTE_TABLE_FULL);
+        }
     }
 
     fn gateway_reconcile(fake: &Fake, gateway: Value) -> Value {

@@ -90,6 +90,44 @@ pub struct Resource {
     /// The Routes this resource holds ([`source`]); empty for the Gateway's own.
     pub sources: Vec<String>,
     pub resource: Value,
+    /// The Route whose own `XdsSnapshot` holds it (its clusters); `None`: the Gateway's head
+    /// object (the listener, the route table, the issuers' JWKS clusters).
+    pub route: Option<String>,
+}
+
+/// The largest `XdsSnapshot` the plugin writes, in bytes of JSON: the host's
+/// `xds::MAX_OBJECT_BYTES`, well under etcd's default request limit of 1.5 MiB.
+pub const MAX_OBJECT_BYTES: usize = 512 * 1024;
+
+/// What the head object keeps for the listener, the JWKS clusters and the object's metadata:
+/// the route table gets the rest of [`MAX_OBJECT_BYTES`].
+const HEAD_RESERVE: usize = 64 * 1024;
+
+/// The most the route table's entries (and their sources) may take: a Route that would take
+/// it past this is `RouteTableFull`, the older Routes keep being served.
+pub const ROUTE_TABLE_BUDGET: usize = MAX_OBJECT_BYTES - HEAD_RESERVE;
+
+/// The most one Route's clusters may take (its object's metadata gets the rest).
+pub const ROUTE_OBJECT_BUDGET: usize = MAX_OBJECT_BYTES - 8 * 1024;
+
+/// The reason of a Route left out because the Gateway's route table is full.
+pub const ROUTE_TABLE_FULL: &str = "RouteTableFull";
+
+/// Bytes of a value as compact JSON, without building the text.
+pub fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).expect("counting never fails");
+    count.0
 }
 
 /// What became of one Route.
@@ -167,6 +205,9 @@ pub fn translate(inputs: &Inputs) -> Translation {
     let mut vhosts: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
     let mut admitted_consumers = BTreeSet::new();
     let mut served_sources = Vec::new();
+    // Bytes of the route table's entries so far: one RouteConfiguration holds them all (one
+    // listener, one HTTP connection manager), and it must fit in the head object.
+    let mut table_bytes = 0;
     for (route, endpoints) in served {
         let grants: Vec<Grant<'_>> = inputs
             .grants
@@ -179,27 +220,65 @@ pub fn translate(inputs: &Inputs) -> Translation {
             })
             .filter(|(c, _)| c.spec.gateway_ref.name == inputs.gateway.name)
             .collect();
-        let admitted = admitted(&grants);
-        admitted_consumers.extend(admitted.iter().map(|a| a.name.clone()));
         let source = source(&route.name, route.generation);
         let route_clusters = route_clusters(&prefix, route, &endpoints);
-        for (name, cluster) in &route_clusters {
-            clusters.push(Resource {
-                type_url: CLUSTER,
-                name: name.clone(),
-                sources: vec![source.clone()],
-                resource: cluster.clone(),
-            });
-        }
         let cluster_names: Vec<&str> = route_clusters.iter().map(|(n, _)| n.as_str()).collect();
+        let mut entries = Vec::new();
         for path in &route.spec.paths {
             let entry = route_entry(inputs, route, path, &cluster_names, &grants);
             for domain in domains(gateway, &route.spec) {
-                vhosts
-                    .entry(domain)
-                    .or_default()
-                    .push((path.len(), entry.clone()));
+                entries.push((domain, path.len(), entry.clone()));
             }
+        }
+        let clusters_bytes: usize = route_clusters.iter().map(|(_, c)| json_len(c)).sum();
+        let entries_bytes = entries
+            .iter()
+            .map(|(_, _, e)| json_len(e) + 1)
+            .sum::<usize>()
+            + source.len()
+            + 3;
+        let blocked = if clusters_bytes > ROUTE_OBJECT_BUDGET {
+            Some((
+                "TooLarge",
+                format!(
+                    "its clusters take {clusters_bytes} bytes, more than the {ROUTE_OBJECT_BUDGET} one XdsSnapshot may hold; use fewer upstreams"
+                ),
+            ))
+        } else if table_bytes + entries_bytes > ROUTE_TABLE_BUDGET {
+            Some((
+                ROUTE_TABLE_FULL,
+                format!(
+                    "the route table of Gateway {:?} is full: with this Route's entries ({entries_bytes} bytes) it would take more than {ROUTE_TABLE_BUDGET} bytes, and it must fit in one XdsSnapshot of at most {MAX_OBJECT_BYTES} (etcd's request limit is 1.5 MiB); older Routes keep being served; serve this one from another Gateway",
+                    inputs.gateway.name
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((reason, message)) = blocked {
+            results.insert(
+                route.name.clone(),
+                RouteResult::Blocked {
+                    reason: reason.into(),
+                    message,
+                },
+            );
+            continue;
+        }
+        table_bytes += entries_bytes;
+        let admitted = admitted(&grants);
+        admitted_consumers.extend(admitted.iter().map(|a| a.name.clone()));
+        for (name, cluster) in route_clusters {
+            clusters.push(Resource {
+                type_url: CLUSTER,
+                name,
+                sources: vec![source.clone()],
+                resource: cluster,
+                route: Some(route.name.clone()),
+            });
+        }
+        for (domain, length, entry) in entries {
+            vhosts.entry(domain).or_default().push((length, entry));
         }
         served_sources.push(source);
         results.insert(
@@ -229,6 +308,7 @@ pub fn translate(inputs: &Inputs) -> Translation {
         name: listener.clone(),
         sources: vec![],
         resource: listener_resource(inputs, &listener),
+        route: None,
     });
     resources.push(Resource {
         type_url: ROUTE_CONFIGURATION,
@@ -239,6 +319,7 @@ pub fn translate(inputs: &Inputs) -> Translation {
             "name": listener,
             "virtual_hosts": virtual_hosts,
         }),
+        route: None,
     });
     for issuer in &gateway.issuers {
         if let Ok(endpoint) = jwks_endpoint(&issuer.jwks_uri) {
@@ -254,6 +335,7 @@ pub fn translate(inputs: &Inputs) -> Translation {
                 name,
                 sources: vec![],
                 resource: cluster,
+                route: None,
             });
         }
     }
