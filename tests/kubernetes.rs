@@ -28,12 +28,13 @@ fn corbel(args: &[&str]) -> String {
 }
 
 /// A configuration of `deploy/kubernetes/config/`, with the image's plugin folder pointed at the
-/// locally built plugins.
+/// locally built plugins (as `NAME/corbel.yaml`, the file name the generated headers name).
 fn local_config(dir: &Path, name: &str) -> PathBuf {
     let text =
         std::fs::read_to_string(deploy().join("config").join(name).join("corbel.yaml")).unwrap();
     let plugins = corbel_e2e::plugin("storage").parent().unwrap().to_owned();
-    let path = dir.join(format!("{name}.yaml"));
+    std::fs::create_dir_all(dir.join(name)).unwrap();
+    let path = dir.join(name).join("corbel.yaml");
     std::fs::write(
         &path,
         text.replace("/usr/lib/corbel/plugins", plugins.to_str().unwrap()),
@@ -56,7 +57,49 @@ fn the_generated_webhooks_and_rbac_are_what_corbel_prints() {
                 "deploy/kubernetes/{file} is stale: regenerate it with `corbel kubernetes {command} -c deploy/kubernetes/config/{name}/corbel.yaml` (plugins built locally: docs/kubernetes.md)"
             );
         }
+        // The NetworkPolicy needs the cluster's addresses: its header says the command that made
+        // it, which must print it again from today's configuration.
+        let file = format!("config/{name}/networkpolicy.yaml");
+        let kept = std::fs::read_to_string(deploy().join(&file)).unwrap();
+        let mut args = egress_flags(&kept);
+        args.splice(
+            0..0,
+            [
+                "kubernetes",
+                "networkpolicy",
+                "-c",
+                config.to_str().unwrap(),
+            ]
+            .map(String::from),
+        );
+        let output = Command::new(bin()).args(&args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "deploy/kubernetes/{file} is stale: its command fails on today's configuration:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            kept,
+            "deploy/kubernetes/{file} is stale: run the command on its first line again (docs/kubernetes.md)"
+        );
     }
+}
+
+/// The flags after `-c corbel.yaml` of the command a generated NetworkPolicy's header names.
+fn egress_flags(kept: &str) -> Vec<String> {
+    let command = kept
+        .lines()
+        .next()
+        .and_then(|l| l.split('`').nth(1))
+        .expect("the first line names the command between backticks");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(
+        words[..5],
+        ["corbel", "kubernetes", "networkpolicy", "-c", "corbel.yaml"],
+        "{command}"
+    );
+    words[5..].iter().map(|w| w.to_string()).collect()
 }
 
 /// The gateway configuration is the default one plus the gateway domain: a binding or controller
@@ -283,6 +326,7 @@ fn assert_safe(overlay: &str, objects: &[Value]) {
         "{overlay}: preStop {pre_stop} s + shutdown {shutdown} s within {grace} s"
     );
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_egress(overlay, &kinds, &config);
     // Least privilege: nothing in any role is a wildcard.
     for role in kinds["ClusterRole"].iter().chain(kinds["Role"].iter()) {
         assert!(
@@ -460,4 +504,133 @@ fn the_gateway_overlay_adds_envoy_bootstrapped_to_corbel_s_xds_service() {
         role["rules"].to_string().contains("xdssnapshots/status"),
         "{role}"
     );
+}
+
+/// The egress of Corbel's pods, as rendered: isolated; DNS only to kube-dns; every other rule to
+/// addresses on ports, none to every address unless the generating command asked for it; the API
+/// server and each grant's host on their ports, at the addresses the command mapped them to.
+fn assert_egress(overlay: &str, kinds: &BTreeMap<String, Vec<&Value>>, config: &Value) {
+    let name = if overlay == "gateway" {
+        "gateway"
+    } else {
+        "default"
+    };
+    let kept = std::fs::read_to_string(deploy().join(format!("config/{name}/networkpolicy.yaml")))
+        .unwrap();
+    let flags = egress_flags(&kept);
+    let asked = |flag: &str| -> Vec<&str> {
+        flags
+            .windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+            .collect()
+    };
+    // NAME → CIDRs, as --egress-cidr said.
+    let mapped: BTreeMap<&str, Vec<&str>> = asked("--egress-cidr")
+        .into_iter()
+        .map(|m| {
+            let (name, cidrs) = m.split_once('=').unwrap();
+            (name, cidrs.split(',').collect())
+        })
+        .collect();
+    let policies: Vec<&&Value> = kinds["NetworkPolicy"]
+        .iter()
+        .filter(|p| p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "corbel")
+        .collect();
+    assert!(
+        policies
+            .iter()
+            .any(|p| p["spec"]["policyTypes"].to_string().contains("Egress")),
+        "{overlay}: Corbel's egress is not isolated"
+    );
+    let rules: Vec<&Value> = policies
+        .iter()
+        .flat_map(|p| p["spec"]["egress"].as_array().into_iter().flatten())
+        .collect();
+    let is_dns = |peer: &Value| {
+        peer["podSelector"]["matchLabels"]["k8s-app"] == "kube-dns"
+            && peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                == "kube-system"
+    };
+    for rule in &rules {
+        let (to, ports) = (rule["to"].as_array(), rule["ports"].as_array());
+        assert!(
+            to.is_some_and(|t| !t.is_empty()) && ports.is_some_and(|p| !p.is_empty()),
+            "{overlay}: an egress rule to anywhere or on any port: {rule}"
+        );
+        let dns_ports = ports.unwrap().iter().all(|p| p["port"] == 53);
+        for peer in to.unwrap() {
+            if is_dns(peer) {
+                assert!(dns_ports, "{overlay}: kube-dns on more than 53: {rule}");
+                continue;
+            }
+            assert!(
+                !ports.unwrap().iter().any(|p| p["port"] == 53),
+                "{overlay}: DNS to something other than kube-dns: {rule}"
+            );
+            let cidr = peer["ipBlock"]["cidr"].as_str().unwrap_or_else(|| {
+                panic!("{overlay}: a peer that is neither kube-dns nor addresses: {rule}")
+            });
+            if cidr.ends_with("/0") {
+                assert!(
+                    mapped.values().flatten().any(|c| *c == cidr),
+                    "{overlay}: {cidr} though no --egress-cidr asked for it: {rule}"
+                );
+            }
+        }
+    }
+    let allows = |cidr: &str, port: u64| {
+        rules.iter().any(|r| {
+            r["to"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["ipBlock"]["cidr"] == cidr)
+                && r["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["port"] == port)
+        })
+    };
+    let api_server = asked("--api-server");
+    assert!(
+        !api_server.is_empty(),
+        "{overlay}: no API server in {flags:?}"
+    );
+    for address in api_server {
+        let (ip, port) = address.rsplit_once(':').unwrap();
+        let cidr = if ip.contains('/') {
+            ip.to_owned()
+        } else {
+            format!("{ip}/32")
+        };
+        assert!(
+            allows(&cidr, port.parse().unwrap()),
+            "{overlay}: the API server {address}"
+        );
+    }
+    for controller in config["controllers"].as_array().unwrap() {
+        for grant in controller["grants"]["http"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let grant = grant.as_str().unwrap();
+            let (scheme, rest) = grant.split_once("://").unwrap();
+            let (host, port) = match rest.rsplit_once(':') {
+                Some((host, port)) => (host, port.parse::<u64>().unwrap()),
+                None => (rest, if scheme == "https" { 443 } else { 80 }),
+            };
+            let cidrs = mapped
+                .get(host)
+                .unwrap_or_else(|| panic!("{overlay}: {grant} is not mapped in {flags:?}"));
+            for cidr in cidrs {
+                assert!(
+                    allows(cidr, port),
+                    "{overlay}: {grant} not open on {cidr}:{port}"
+                );
+            }
+        }
+    }
 }

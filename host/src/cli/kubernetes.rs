@@ -1,4 +1,4 @@
-//! `corbel kubernetes webhooks` and `corbel kubernetes rbac`: the objects a cluster needs to send
+//! `corbel kubernetes webhooks`, `rbac` and `networkpolicy`: the objects a cluster needs to send
 //! admission requests to Corbel and to let its controllers work, generated from the configuration
 //! so that they cannot drift from it (`deploy/kubernetes/base/` holds what these print, and a test
 //! checks that it still matches).
@@ -440,6 +440,22 @@ pub enum KubernetesCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// Print the egress NetworkPolicy of the configuration: cluster DNS, the API server, the
+    /// registries its plugins come from and the hosts its grants name, each on its ports.
+    ///
+    /// A NetworkPolicy names addresses, not hosts: say what each host resolves to with
+    /// --egress-cidr NAME=CIDR, and where the API server's endpoints are with --api-server. A
+    /// host left unmapped is an error that lists it; nothing is opened to every address unless a
+    /// name is mapped to 0.0.0.0/0.
+    Networkpolicy {
+        /// The configuration file of `corbel serve`.
+        #[arg(long, short)]
+        config: std::path::PathBuf,
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        egress: networkpolicy::Egress,
+    },
     /// Create (or keep, when made for the same Service) Corbel's own CA and a serving certificate
     /// for the Service, for a cluster without cert-manager (overlays/own-ca).
     Certificates {
@@ -483,6 +499,21 @@ pub async fn run(command: KubernetesCommand) -> anyhow::Result<()> {
                 "rbac",
             )?
         }
+        KubernetesCommand::Networkpolicy {
+            config: path,
+            target,
+            egress,
+        } => {
+            let config = Config::load(&path)?;
+            let (policy, notes) =
+                networkpolicy::network_policy(&config, &egress, &target.namespace)?;
+            networkpolicy::to_yaml(
+                &policy,
+                &notes,
+                &networkpolicy::command_line(&path, &egress, &target),
+                networkpolicy::uses_api_server(&config),
+            )?
+        }
         KubernetesCommand::Certificates { dir, target } => {
             let service = format!("{}.{}.svc", target.service, target.namespace);
             let hosts = [service.clone(), format!("{service}.cluster.local")];
@@ -499,6 +530,8 @@ pub async fn run(command: KubernetesCommand) -> anyhow::Result<()> {
     print!("{text}");
     Ok(())
 }
+
+pub mod networkpolicy;
 
 #[cfg(test)]
 mod tests;
