@@ -10,17 +10,18 @@
 //! each write waking every replica. A replica installs once per generation of a Plugin (and
 //! retries a failure with backoff), never because a status was written; one whose install
 //! failed and serves nothing for that Plugin turns its `/readyz` off and logs why at ERROR.
+//!
+//! The loop is the one every reconciled kind runs through (`crate::driver`): this module is the
+//! [`Reconciler`] plugged into it, plus the Lease that decides who writes the status.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -32,18 +33,12 @@ use corbel_runtime::Runtime;
 use corbel_telemetry::Health;
 
 use crate::config::LeaderElectionConfig;
+use crate::driver::{self, Kind, ReconcileFailure, Reconciler, Served};
 
 /// The CRD, as committed under `deploy/crds/`.
 pub const CRD: &str = include_str!("../../../../deploy/crds/plugins.corbel.dev.yaml");
 
 const FINALIZER: &str = "corbel.dev/plugin-binding";
-
-fn resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("corbel.dev", "v1alpha1", "Plugin"),
-        "plugins",
-    )
-}
 
 /// Creates the CRD when the API does not have it (embedded mode installs it itself).
 pub async fn ensure_crd(client: &kube::Client) -> Result<(), kube::Error> {
@@ -70,27 +65,26 @@ pub async fn create_crd_if_missing(client: &kube::Client, yaml: &str) -> Result<
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum Error {
-    #[error("{0}")]
-    Install(String),
-    #[error("the Kubernetes API failed: {0}")]
-    Api(#[from] kube::Error),
-}
-
-struct Context {
-    client: kube::Client,
+/// The Plugin kind's reconciler: what this replica installed, and whether it writes the status.
+struct Plugins {
     bindings: Arc<SharedBindings>,
     runtime: Arc<Runtime>,
-    settings: Settings,
+    /// The registry settings, with a lock file this replica can write once the kind is served.
+    settings: Mutex<Settings>,
     health: Arc<Health>,
     /// Whether this replica writes the Plugins' status: always without leader election (one
     /// replica), else only while it holds the Plugin Lease.
     writes_status: watch::Receiver<bool>,
+    writes: Arc<watch::Sender<bool>>,
+    leader_election: Option<LeaderElectionConfig>,
+    /// The election of the status writer, started once the kind is served.
+    election: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// What this replica last did for each Plugin, by name.
-    applied: std::sync::Mutex<HashMap<String, Applied>>,
+    applied: Mutex<HashMap<String, Applied>>,
     /// Installs write the shared lock file: one at a time.
     installing: tokio::sync::Mutex<()>,
+    /// The names a relist has listed so far (between its start and its end).
+    seen: Mutex<Option<HashSet<String>>>,
 }
 
 /// The outcome of this replica's last install of a Plugin: a reconcile of the same generation
@@ -148,102 +142,154 @@ pub async fn run(
     if install_crd && let Err(e) = ensure_crd(&client).await {
         tracing::warn!(error = %e, "failed to create the Plugin CRD");
     }
-    let api = Api::<DynamicObject>::all_with(client.clone(), &resource());
-    // Wait until the kind is served (in Kubernetes mode its CRD is applied by the operator).
-    let mut warned = false;
-    while let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
-        let reason = unserved_reason(&e);
-        if reason == Unserved::Forbidden {
-            // Missing RBAC is a misconfiguration: readiness says so until it is fixed.
-            health.report_problem("plugins", Some(format!("{FORBIDDEN}: {e}")));
-        }
-        if !warned {
-            match reason {
-                Unserved::NotServed => {
-                    tracing::info!(error = %e, "the Plugin kind is not served (apply deploy/crds/plugins.corbel.dev.yaml to manage bindings through the API)")
-                }
-                Unserved::Forbidden => tracing::error!(error = %e, "{FORBIDDEN}"),
-                Unserved::Other => {
-                    tracing::warn!(error = %e, "failed to list Plugins; retrying every 5 s")
-                }
-            }
-            warned = true;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
-    }
-    health.report_problem("plugins", None);
-    let settings = with_writable_lock_file(settings);
     let (writes, writes_status) = watch::channel(leader_election.is_none());
-    let election = leader_election.map(|mut config| {
-        config.lease_name = format!("{}-plugins", config.lease_name);
-        let identity = crate::identity(&config);
-        let elector = crate::leader::Elector::new(client.clone(), &config, identity);
-        let (health, stop) = (health.clone(), stop.clone());
-        let writes = Arc::new(writes);
-        tokio::spawn(async move {
-            crate::leader::run(elector, config, &health, stop, move |mut stopped| {
-                let writes = writes.clone();
-                async move {
-                    writes.send_replace(true);
-                    let _ = stopped.wait_for(|s| *s).await;
-                    writes.send_replace(false);
-                }
-            })
-            .await
-        })
-    });
-    let context = Arc::new(Context {
-        client,
+    let plugins = Arc::new(Plugins {
         bindings,
         runtime,
-        settings,
-        health,
-        writes_status: writes_status.clone(),
-        applied: Default::default(),
+        settings: Mutex::new(settings),
+        health: health.clone(),
+        writes_status,
+        writes: Arc::new(writes),
+        leader_election,
+        election: Mutex::default(),
+        applied: Mutex::default(),
         installing: tokio::sync::Mutex::new(()),
+        seen: Mutex::default(),
     });
-    // A replica that starts writing status brings every Plugin's status up to date (from what it
-    // installed already: no install).
-    let (elected_tx, elected_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut watching = writes_status;
-    tokio::spawn(async move {
-        while watching.changed().await.is_ok() {
-            if *watching.borrow_and_update() && elected_tx.send(()).is_err() {
-                return;
-            }
-        }
-    });
-    let elected = futures::stream::unfold(elected_rx, |mut rx| async move {
-        rx.recv().await.map(|()| ((), rx))
-    });
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = stop.wait_for(|s| *s).await;
-        let _ = tx.send(());
-    });
-    tracing::info!("managing bindings from Plugin objects");
-    // Every replica drops a deleted Plugin's binding, including those that never see it being
-    // deleted (another replica's cleanup removed the shared finalizer first, or the deletion
-    // happened while the watch was down): from the watch's deletions and relists.
-    let writer = kube::runtime::reflector::store::Writer::new(resource());
-    let reader = writer.as_reader();
-    let (seen, forgetting) = (std::sync::Mutex::new(None), context.clone());
-    let trigger = kube::runtime::reflector(writer, watcher(api, watcher::Config::default()))
-        .inspect_ok(move |event| forgetting.on_watch_event(event, &seen))
-        .applied_objects();
-    Controller::for_stream_with(trigger, reader, resource())
-        .reconcile_all_on(elected)
-        .graceful_shutdown_on(async move {
-            let _ = rx.await;
-        })
-        .run(reconcile, error_policy, context)
-        .for_each(|_| std::future::ready(()))
-        .await;
+    let spec = driver::Spec {
+        name: "plugins".into(),
+        gvk: GroupVersionKind::gvk("corbel.dev", "v1alpha1", "Plugin"),
+        finalizer: FINALIZER.into(),
+        concurrency: 0,
+        wait: driver::Wait {
+            // In Kubernetes mode the operator applies the CRD; the kind is optional.
+            unserved_hint: Some(
+                "apply deploy/crds/plugins.corbel.dev.yaml to manage bindings through the API",
+            ),
+            forbidden: Some(("plugins", FORBIDDEN)),
+        },
+    };
+    driver::run(plugins.clone(), spec, client, health, stop).await;
+    let election = plugins.election.lock().unwrap().take();
     if let Some(election) = election {
         let _ = election.await;
+    }
+}
+
+impl Reconciler for Plugins {
+    /// Starts electing the status writer, and brings every Plugin's status up to date when this
+    /// replica starts writing it (from what it installed already: no install).
+    async fn start(
+        &self,
+        controller: Controller<DynamicObject>,
+        kind: &Served,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<Controller<DynamicObject>> {
+        {
+            let mut settings = self.settings.lock().unwrap();
+            *settings = with_writable_lock_file(settings.clone());
+        }
+        if let Some(mut config) = self.leader_election.clone() {
+            config.lease_name = format!("{}-plugins", config.lease_name);
+            let identity = crate::identity(&config);
+            let elector = crate::leader::Elector::new(kind.client.clone(), &config, identity);
+            let (health, stop, writes) = (self.health.clone(), stop.clone(), self.writes.clone());
+            *self.election.lock().unwrap() = Some(tokio::spawn(async move {
+                crate::leader::run(elector, config, &health, stop, move |mut stopped| {
+                    let writes = writes.clone();
+                    async move {
+                        writes.send_replace(true);
+                        let _ = stopped.wait_for(|s| *s).await;
+                        writes.send_replace(false);
+                    }
+                })
+                .await
+            }));
+        }
+        let (elected_tx, elected_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let mut watching = self.writes_status.clone();
+        tokio::spawn(async move {
+            while watching.changed().await.is_ok() {
+                if *watching.borrow_and_update() && elected_tx.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+        let elected = futures::stream::unfold(elected_rx, |mut rx| async move {
+            rx.recv().await.map(|()| ((), rx))
+        });
+        Some(controller.reconcile_all_on(elected))
+    }
+
+    async fn apply(
+        &self,
+        plugin: Arc<DynamicObject>,
+        kind: &Kind,
+    ) -> Result<Action, ReconcileFailure> {
+        self.install_or_reuse(kind, &plugin).await
+    }
+
+    async fn cleanup(
+        &self,
+        plugin: Arc<DynamicObject>,
+        _kind: &Kind,
+    ) -> Result<Action, ReconcileFailure> {
+        self.forget(&plugin.name_any());
+        Ok(Action::await_change())
+    }
+
+    /// A failed install is retried when its backoff is over; a failed status write after 10 s.
+    fn error_policy(&self, plugin: &DynamicObject, error: &ReconcileFailure, _: u32) -> Action {
+        if matches!(error, ReconcileFailure::Transient { reason, .. } if reason == INSTALL_FAILED)
+            && let Some(applied) = self.applied.lock().unwrap().get(&plugin.name_any())
+        {
+            let due = retry_delay(applied.failures).saturating_sub(applied.at.elapsed());
+            return Action::requeue(due.max(Duration::from_millis(100)));
+        }
+        Action::requeue(Duration::from_secs(10))
+    }
+
+    /// Every replica drops a deleted Plugin's binding, including those that never see it being
+    /// deleted (another replica's cleanup removed the shared finalizer first, or the deletion
+    /// happened while the watch was down): from the watch's deletions and relists.
+    fn on_watch_event(&self, event: &watcher::Event<DynamicObject>) {
+        let seen = &self.seen;
+        match event {
+            watcher::Event::Delete(plugin) => self.forget(&plugin.name_any()),
+            watcher::Event::Init => *seen.lock().unwrap() = Some(Default::default()),
+            watcher::Event::InitApply(plugin) => {
+                if let Some(seen) = seen.lock().unwrap().as_mut() {
+                    seen.insert(plugin.name_any());
+                }
+            }
+            watcher::Event::InitDone => {
+                let Some(present) = seen.lock().unwrap().take() else {
+                    return;
+                };
+                let managed: Vec<String> = self
+                    .bindings
+                    .load()
+                    .as_ref()
+                    .as_ref()
+                    .map(|set| set.managed.iter().cloned().collect())
+                    .unwrap_or_default();
+                for name in managed.iter().filter(|name| !present.contains(*name)) {
+                    self.forget(name);
+                }
+            }
+            watcher::Event::Apply(_) => {}
+        }
+    }
+}
+
+/// The reason of a failed install, which the error policy retries with its own backoff.
+const INSTALL_FAILED: &str = "InstallFailed";
+
+fn install_failed(message: String) -> ReconcileFailure {
+    ReconcileFailure::Transient {
+        reason: INSTALL_FAILED.into(),
+        message,
+        retry_after: None,
     }
 }
 
@@ -271,36 +317,6 @@ fn with_writable_lock_file(mut settings: Settings) -> Settings {
     settings
 }
 
-/// A failed install is retried when its backoff is over; a failed status write after 10 s.
-fn error_policy(object: Arc<DynamicObject>, error: &Error, context: Arc<Context>) -> Action {
-    if let Error::Install(_) = error
-        && let Some(applied) = context.applied.lock().unwrap().get(&object.name_any())
-    {
-        let due = retry_delay(applied.failures).saturating_sub(applied.at.elapsed());
-        return Action::requeue(due.max(Duration::from_millis(100)));
-    }
-    Action::requeue(Duration::from_secs(10))
-}
-
-async fn reconcile(object: Arc<DynamicObject>, context: Arc<Context>) -> Result<Action, Error> {
-    let api = Api::<DynamicObject>::all_with(context.client.clone(), &resource());
-    finalizer(&api, FINALIZER, object, |event| async {
-        match event {
-            finalizer::Event::Apply(plugin) => context.apply(&api, &plugin).await,
-            finalizer::Event::Cleanup(plugin) => {
-                context.forget(&plugin.name_any());
-                Ok(Action::await_change())
-            }
-        }
-    })
-    .await
-    .map_err(|e| match e {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e,
-        finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => Error::Api(e),
-        other => Error::Install(other.to_string()),
-    })
-}
-
 /// The binding a Plugin's spec describes: its fields are a binding's (mode, settings, timeout,
 /// memoryLimit, failurePolicy), checked by the same rules as the configuration file's.
 fn binding(name: &str, spec: &Value, plugin: &str) -> Result<BindingConfig, String> {
@@ -312,7 +328,7 @@ fn binding(name: &str, spec: &Value, plugin: &str) -> Result<BindingConfig, Stri
     serde_json::from_value(Value::Object(fields)).map_err(|e| format!("spec is not valid: {e}"))
 }
 
-impl Context {
+impl Plugins {
     /// A Plugin is gone (or going): its binding, its outcome and its readiness problem go too.
     fn forget(&self, name: &str) {
         let managed = self
@@ -326,40 +342,6 @@ impl Context {
         self.health.report_problem(&format!("plugin/{name}"), None);
         if managed {
             tracing::info!(binding = %name, "Plugin deleted: binding removed");
-        }
-    }
-
-    /// Deletions as the watch reports them, and after a relist the Plugins that are no longer
-    /// there (`seen` collects the names between the relist's start and end).
-    fn on_watch_event(
-        &self,
-        event: &watcher::Event<DynamicObject>,
-        seen: &std::sync::Mutex<Option<std::collections::HashSet<String>>>,
-    ) {
-        match event {
-            watcher::Event::Delete(plugin) => self.forget(&plugin.name_any()),
-            watcher::Event::Init => *seen.lock().unwrap() = Some(Default::default()),
-            watcher::Event::InitApply(plugin) => {
-                if let Some(seen) = seen.lock().unwrap().as_mut() {
-                    seen.insert(plugin.name_any());
-                }
-            }
-            watcher::Event::InitDone => {
-                let Some(present) = seen.lock().unwrap().take() else {
-                    return;
-                };
-                let managed: Vec<String> = self
-                    .bindings
-                    .load()
-                    .as_ref()
-                    .as_ref()
-                    .map(|set| set.managed.iter().cloned().collect())
-                    .unwrap_or_default();
-                for name in managed.iter().filter(|name| !present.contains(*name)) {
-                    self.forget(name);
-                }
-            }
-            watcher::Event::Apply(_) => {}
         }
     }
 
@@ -380,8 +362,9 @@ impl Context {
         // Checked before any download, so that a bad spec costs nothing.
         binding(name, spec, reference)?;
         let _one_at_a_time = self.installing.lock().await;
+        let settings = self.settings.lock().unwrap().clone();
         tracing::info!(plugin = %name, reference, "installing the Plugin");
-        let installed = install(&self.settings, &self.runtime, reference, Some(name), false)
+        let installed = install(&settings, &self.runtime, reference, Some(name), false)
             .await
             .map_err(|e| format!("{e:#}"))?;
         let oci = format!(
@@ -389,7 +372,7 @@ impl Context {
             installed.entry.reference.trim_start_matches("oci://")
         );
         let config = binding(name, spec, &oci)?;
-        let loader = Arc::new(Loader::open(&self.settings).map_err(|e| e.to_string())?);
+        let loader = Arc::new(Loader::open(&settings).map_err(|e| e.to_string())?);
         let loaded = BindingSet::upsert(&self.bindings, &self.runtime, &config, loader).await?;
         Ok(Installed {
             digest: installed.entry.manifest_digest,
@@ -398,11 +381,13 @@ impl Context {
         })
     }
 
-    async fn apply(
+    /// Installs what a new generation names (or retries a failure whose backoff is over), else
+    /// reuses this replica's last outcome; writes the status when this replica writes it.
+    async fn install_or_reuse(
         &self,
-        api: &Api<DynamicObject>,
+        kind: &Kind,
         plugin: &DynamicObject,
-    ) -> Result<Action, Error> {
+    ) -> Result<Action, ReconcileFailure> {
         let name = plugin.name_any();
         let spec = &plugin.data["spec"];
         let generation = plugin.meta().generation.unwrap_or(0);
@@ -420,7 +405,11 @@ impl Context {
                 let result = self.install(&name, spec).await;
                 // Deleted while installing: the deletion was handled before the binding
                 // existed, so drop it now.
-                let current = api.get_opt(&name).await?;
+                let current = kind
+                    .api_for(plugin)
+                    .get_opt(&name)
+                    .await
+                    .map_err(ReconcileFailure::Api)?;
                 if current.and_then(|p| p.uid()) != plugin.uid() {
                     self.forget(&name);
                     return Ok(Action::await_change());
@@ -446,11 +435,13 @@ impl Context {
             }
         };
         if *self.writes_status.borrow() {
-            self.write_status(api, plugin, &result).await?;
+            self.write_status(kind, plugin, &result)
+                .await
+                .map_err(ReconcileFailure::Api)?;
         }
         match result {
             Ok(_) => Ok(Action::await_change()),
-            Err(e) => Err(Error::Install(e)),
+            Err(e) => Err(install_failed(e)),
         }
     }
 
@@ -480,10 +471,10 @@ impl Context {
     /// Writes the status when it differs from what the object says (this replica holds the Lease).
     async fn write_status(
         &self,
-        api: &Api<DynamicObject>,
+        kind: &Kind,
         plugin: &DynamicObject,
         result: &Result<Installed, String>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), kube::Error> {
         let name = plugin.name_any();
         let previous = &plugin.data["status"];
         let mut status = match result {
@@ -512,51 +503,10 @@ impl Context {
             .any(|(k, v)| &previous[k] != v && !(v.is_null() && previous.get(k).is_none()));
         if changed {
             tracing::info!(plugin = %name, phase = %status["phase"], "writing the Plugin's status");
-            api.patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": status})),
-            )
-            .await?;
+            kind.write_status(plugin, status).await?;
         }
         Ok(())
     }
 }
 
 const FORBIDDEN: &str = "listing Plugins is forbidden: Corbel's service account needs list, watch and patch on plugins.corbel.dev and patch on plugins/status (corbel kubernetes rbac prints the RBAC)";
-
-/// Why listing Plugins failed: a missing CRD is normal (the kind is optional), missing RBAC is a
-/// misconfiguration that must not look like one.
-#[derive(Debug, PartialEq, Eq)]
-enum Unserved {
-    NotServed,
-    Forbidden,
-    Other,
-}
-
-fn unserved_reason(error: &kube::Error) -> Unserved {
-    match error {
-        kube::Error::Api(status) if status.code == 404 => Unserved::NotServed,
-        kube::Error::Api(status) if status.code == 403 => Unserved::Forbidden,
-        _ => Unserved::Other,
-    }
-}
-
-#[cfg(test)]
-mod unserved_tests {
-    use super::*;
-
-    fn api_error(code: u16) -> kube::Error {
-        kube::Error::Api(Box::new(kube::core::Status {
-            code,
-            ..Default::default()
-        }))
-    }
-
-    #[test]
-    fn a_forbidden_list_is_told_apart_from_an_unserved_kind() {
-        assert_eq!(unserved_reason(&api_error(404)), Unserved::NotServed);
-        assert_eq!(unserved_reason(&api_error(403)), Unserved::Forbidden);
-        assert_eq!(unserved_reason(&api_error(500)), Unserved::Other);
-    }
-}
