@@ -444,6 +444,49 @@ fn request(
 mod tests {
     use super::*;
 
+    /// A binding's namespace and object selectors pick which writes inline admission sends it,
+    /// from the namespace's labels and the object's (or, on delete, the old object's).
+    #[test]
+    fn inline_bindings_match_by_rule_and_by_namespace_and_object_labels() {
+        let binding = InlineBinding {
+            name: "b".into(),
+            rules: vec![WebhookRule {
+                operations: vec!["CREATE".into()],
+                api_groups: vec!["".into()],
+                api_versions: vec!["v1".into()],
+                resources: vec!["configmaps".into()],
+                scope: "*".into(),
+            }],
+            namespace_selector: Some(LabelSelector::parse("env=prod").unwrap()),
+            object_selector: Some(LabelSelector::parse("!skip").unwrap()),
+        };
+        let configmaps = server::Target {
+            kind: Arc::new(registry::Kind {
+                group: String::new(),
+                version: "v1".into(),
+                kind: "ConfigMap".into(),
+                plural: "configmaps".into(),
+                singular: "configmap".into(),
+                short_names: Vec::new(),
+                namespaced: true,
+                status_subresource: false,
+                schema: None,
+                columns: Vec::new(),
+            }),
+            namespace: Some("a".into()),
+            name: None,
+            status: false,
+        };
+        let prod = BTreeMap::from([("env".to_owned(), "prod".to_owned())]);
+        let plain = json!({"metadata": {"name": "c"}});
+        let skipped = json!({"metadata": {"name": "c", "labels": {"skip": "yes"}}});
+        assert!(binding.matches(&configmaps, "CREATE", Some(&plain), &prod));
+        assert!(!binding.matches(&configmaps, "UPDATE", Some(&plain), &prod));
+        assert!(!binding.matches(&configmaps, "CREATE", Some(&plain), &BTreeMap::new()));
+        assert!(!binding.matches(&configmaps, "CREATE", Some(&skipped), &prod));
+        assert!(binding.matches(&configmaps, "CREATE", None, &prod));
+    }
+
     /// The request inline admission builds is what the API server would send in its
     /// AdmissionReview for the same write.
     #[test]

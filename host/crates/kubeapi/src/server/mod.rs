@@ -4,6 +4,8 @@
 mod discovery;
 mod errors;
 mod routes;
+#[cfg(test)]
+mod testing;
 mod verbs;
 pub(crate) mod warnings;
 mod watch;

@@ -175,3 +175,187 @@ pub(super) async fn resource(
         _ => delete_collection(api, &target, &user, query).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{api, call};
+    use super::*;
+
+    #[tokio::test]
+    async fn paths_parse_to_a_kind_a_namespace_a_name_and_a_subresource() {
+        let t = api().await;
+        // (group, path, (plural, namespace, name, status))
+        type Parsed = (
+            &'static str,
+            Option<&'static str>,
+            Option<&'static str>,
+            bool,
+        );
+        let cases: &[(&str, &[&str], Parsed)] = &[
+            ("", &["namespaces"], ("namespaces", None, None, false)),
+            (
+                "",
+                &["namespaces", "a"],
+                ("namespaces", None, Some("a"), false),
+            ),
+            // The namespace's own status, not a resource called "status" in namespace "a".
+            (
+                "",
+                &["namespaces", "a", "status"],
+                ("namespaces", None, Some("a"), true),
+            ),
+            (
+                "",
+                &["namespaces", "a", "configmaps"],
+                ("configmaps", Some("a"), None, false),
+            ),
+            (
+                "",
+                &["namespaces", "a", "configmaps", "c"],
+                ("configmaps", Some("a"), Some("c"), false),
+            ),
+            // Listing a namespaced kind across namespaces.
+            ("", &["configmaps"], ("configmaps", None, None, false)),
+            (
+                "coordination.k8s.io",
+                &["namespaces", "kube-system", "leases", "l"],
+                ("leases", Some("kube-system"), Some("l"), false),
+            ),
+            (
+                CRD_GROUP,
+                &["customresourcedefinitions", "x.example.com", "status"],
+                (
+                    "customresourcedefinitions",
+                    None,
+                    Some("x.example.com"),
+                    true,
+                ),
+            ),
+        ];
+        for (group, path, (plural, namespace, name, status)) in cases {
+            let target = parse_target(&t.api, group, "v1", path)
+                .unwrap_or_else(|e| panic!("{path:?}: {}", e.body()));
+            assert_eq!(target.kind.plural, *plural, "{path:?}");
+            assert_eq!(target.namespace.as_deref(), *namespace, "{path:?}");
+            assert_eq!(target.name.as_deref(), *name, "{path:?}");
+            assert_eq!(target.status, *status, "{path:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn paths_that_name_nothing_are_not_found() {
+        let t = api().await;
+        let cases: &[(&str, &str, &[&str])] = &[
+            ("", "v1", &["widgets"]),
+            ("", "v2", &["configmaps"]),
+            ("", "v1", &["configmaps", "c"]), // a namespaced object needs its namespace
+            ("", "v1", &["namespaces", "a", "namespaces", "b"]), // a cluster kind has none
+            ("", "v1", &["namespaces", "a", "configmaps", "c", "status"]), // no status here
+            ("", "v1", &["namespaces", "a", "configmaps", "c", "scale"]),
+            (
+                "",
+                "v1",
+                &["namespaces", "a", "configmaps", "c", "status", "x"],
+            ),
+            ("example.com", "v1", &["widgets"]),
+        ];
+        for (group, version, path) in cases {
+            match parse_target(&t.api, group, version, path) {
+                Ok(target) => panic!("{path:?} should not parse, got {}", target.kind.plural),
+                Err(e) => {
+                    assert_eq!(e.body()["code"], 404, "{path:?}");
+                    assert_eq!(
+                        e.body()["message"],
+                        "the server could not find the requested resource"
+                    );
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn group_and_version_paths_answer_discovery() {
+        let t = api().await;
+        let (code, group) = call(Method::GET, "/apis/coordination.k8s.io")
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(group["kind"], "APIGroup");
+        let (code, list) = call(Method::GET, "/api/v1").json(&t).await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(list["kind"], "APIResourceList");
+        let (code, missing) = call(Method::GET, "/apis/example.com").json(&t).await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert_eq!(
+            missing["message"],
+            "the server could not find the requested resource (group example.com)"
+        );
+        let (code, _) = call(Method::GET, "/api/v2").json(&t).await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_method_picks_the_verb_or_is_refused() {
+        let t = api().await;
+        let cases = [
+            (Method::PUT, "/api/v1/namespaces/default/configmaps"),
+            (Method::POST, "/api/v1/namespaces/default/configmaps/c"),
+            (Method::PATCH, "/api/v1/namespaces/default/configmaps"),
+            (Method::OPTIONS, "/api/v1/namespaces"),
+        ];
+        for (method, path) in cases {
+            let (code, body) = call(method.clone(), path).json(&t).await;
+            assert_eq!(code, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_eq!(body["reason"], "MethodNotAllowed");
+            assert_eq!(body["message"], format!("{method} is not supported here"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_in_an_unknown_format_is_refused_before_anything_else() {
+        let t = api().await;
+        let (code, body) = call(Method::POST, "/api/v1/namespaces/default/configmaps")
+            .header(header::CONTENT_TYPE, "application/vnd.kubernetes.protobuf")
+            .body("\u{0}k8s")
+            .without_token()
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("(got application/vnd.kubernetes.protobuf)"),
+            "{body}"
+        );
+        // JSON with parameters, and YAML, are accepted formats.
+        for content_type in ["application/json; charset=utf-8", "application/yaml"] {
+            let (code, _) = call(Method::POST, "/api/v1/namespaces/default/configmaps")
+                .header(header::CONTENT_TYPE, content_type)
+                .body(r#"{"metadata": {"name": "c"}}"#)
+                .json(&t)
+                .await;
+            assert_eq!(code, StatusCode::CREATED, "{content_type}");
+            let (code, _) = call(Method::DELETE, "/api/v1/namespaces/default/configmaps/c")
+                .json(&t)
+                .await;
+            assert_eq!(code, StatusCode::OK);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_known_token_is_unauthorized() {
+        let t = api().await;
+        let (code, body) = call(Method::GET, "/api/v1/namespaces")
+            .without_token()
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["reason"], "Unauthorized");
+        let (code, _) = call(Method::GET, "/api/v1/namespaces")
+            .header(header::AUTHORIZATION, "Bearer not-the-token")
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::UNAUTHORIZED);
+    }
+}

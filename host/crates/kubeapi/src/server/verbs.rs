@@ -592,3 +592,385 @@ pub(super) async fn delete_collection(
         &list_of(&target.kind, json!({}), deleted),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{CONFIGMAPS, TestApi, api, call, create_configmap, kind};
+    use super::*;
+
+    fn target(kind: Kind, namespace: Option<&str>) -> Target {
+        Target {
+            kind: Arc::new(kind),
+            namespace: namespace.map(str::to_owned),
+            name: None,
+            status: false,
+        }
+    }
+
+    async fn create(t: &TestApi, body: Value) -> (StatusCode, Value) {
+        call(Method::POST, CONFIGMAPS).body(body).json(t).await
+    }
+
+    async fn names(t: &TestApi, query: &[(&str, &str)]) -> (Vec<String>, Value) {
+        let mut c = call(Method::GET, CONFIGMAPS);
+        for (k, v) in query {
+            c = c.query(k, v);
+        }
+        let (code, list) = c.json(t).await;
+        assert_eq!(code, StatusCode::OK, "{list}");
+        let names = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        (names, list)
+    }
+
+    #[test]
+    fn a_body_is_a_json_or_yaml_object() {
+        assert_eq!(
+            parse_body(&Bytes::from(r#"{"a": 1}"#)).unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            parse_body(&Bytes::from("a: 1\nb: [x]\n")).unwrap(),
+            json!({"a": 1, "b": ["x"]})
+        );
+        let e = parse_body(&Bytes::from("[1, 2]")).unwrap_err();
+        assert_eq!(e.body()["message"], "the request body must be an object");
+        let e = parse_body(&Bytes::from("{ nope")).unwrap_err();
+        assert!(
+            e.body()["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("the request body is not a JSON or YAML object: "),
+            "{}",
+            e.body()
+        );
+    }
+
+    #[test]
+    fn prepare_fills_in_the_type_and_refuses_what_contradicts_the_path() {
+        let configmaps = target(kind("", "ConfigMap", "configmaps", true), Some("a"));
+        let mut object = json!({"metadata": {"name": "c"}});
+        prepare(&configmaps, &mut object, "c").unwrap();
+        assert_eq!(object["apiVersion"], "v1");
+        assert_eq!(object["kind"], "ConfigMap");
+        let cases = [
+            (
+                json!({"apiVersion": "v2"}),
+                "the API version in the data (v2) does not match the expected API version (v1)",
+            ),
+            (
+                json!({"kind": "Secret"}),
+                "the kind in the data (Secret) does not match the expected kind (ConfigMap)",
+            ),
+            (
+                json!({"metadata": {"namespace": "b"}}),
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ),
+        ];
+        for (mut object, message) in cases {
+            let e = prepare(&configmaps, &mut object, "c").unwrap_err();
+            assert_eq!(e.body()["code"], 400);
+            assert_eq!(e.body()["message"], message);
+        }
+        // A cluster-scoped kind ignores a namespace in the object.
+        let namespaces = target(kind("", "Namespace", "namespaces", false), None);
+        prepare(
+            &namespaces,
+            &mut json!({"metadata": {"namespace": "x"}}),
+            "n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn secret_string_data_is_encoded_into_data() {
+        let secrets = target(kind("", "Secret", "secrets", true), Some("a"));
+        let mut object = json!({"data": {"old": "eA=="}, "stringData": {"new": "hello"}});
+        prepare(&secrets, &mut object, "s").unwrap();
+        assert_eq!(object["data"], json!({"old": "eA==", "new": "aGVsbG8="}));
+        assert!(object.get("stringData").is_none());
+    }
+
+    #[test]
+    fn names_are_rfc_1123_subdomains() {
+        for ok in ["a", "a-b", "a.b", "0", &"a".repeat(253)] {
+            assert!(valid_name(ok), "{ok:?}");
+        }
+        for bad in ["", "A", "a_b", "-a", "a-", "a..b", ".a", &"a".repeat(254)] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn generated_suffixes_are_five_unambiguous_characters() {
+        for _ in 0..20 {
+            let suffix = random_suffix();
+            assert_eq!(suffix.len(), 5);
+            assert!(
+                suffix
+                    .chars()
+                    .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)),
+                "{suffix}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_status_subresource_writes_only_the_status() {
+        let mut t = target(kind("", "Namespace", "namespaces", false), None);
+        assert!(matches!(
+            mode(&t),
+            UpdateMode::Main {
+                status_subresource: false
+            }
+        ));
+        t.status = true;
+        assert!(matches!(mode(&t), UpdateMode::Status));
+    }
+
+    #[test]
+    fn a_list_moves_its_items_in_under_the_list_kind() {
+        let list = list_of(
+            &kind("example.com", "Widget", "widgets", true),
+            json!({"resourceVersion": "7"}),
+            vec![json!({"a": 1})],
+        );
+        assert_eq!(
+            list,
+            json!({"apiVersion": "example.com/v1", "kind": "WidgetList", "metadata": {"resourceVersion": "7"}, "items": [{"a": 1}]})
+        );
+    }
+
+    #[test]
+    fn bad_selectors_are_bad_requests_in_the_api_servers_words() {
+        let query = |k: &str, v: &str| BTreeMap::from([(k.to_owned(), v.to_owned())]);
+        let e = filters(&query("labelSelector", "a in x")).unwrap_err();
+        assert_eq!(e.body()["code"], 400);
+        assert_eq!(
+            e.body()["message"],
+            "unable to parse requirement: unable to parse requirement: found 'x' expected: '('"
+        );
+        let e = filters(&query("fieldSelector", "metadata.name")).unwrap_err();
+        assert_eq!(
+            e.body()["message"],
+            "invalid selector: 'metadata.name'; can't understand 'metadata.name'"
+        );
+        let (labels, fields) = filters(&BTreeMap::new()).unwrap();
+        assert!(labels.is_empty() && fields.is_empty());
+    }
+
+    #[tokio::test]
+    async fn lists_come_in_pages_with_a_continue_token() {
+        let t = api().await;
+        for name in ["a", "b", "c"] {
+            create_configmap(&t, json!({"metadata": {"name": name}})).await;
+        }
+        let (first, list) = names(&t, &[("limit", "2")]).await;
+        assert_eq!(first, ["a", "b"]);
+        assert_eq!(list["kind"], "ConfigMapList");
+        let token = list["metadata"]["continue"].as_str().unwrap().to_owned();
+        let (rest, list) = names(&t, &[("limit", "2"), ("continue", &token)]).await;
+        assert_eq!(rest, ["c"]);
+        assert!(list["metadata"].get("continue").is_none());
+        // limit=0 is no limit.
+        assert_eq!(names(&t, &[("limit", "0")]).await.0, ["a", "b", "c"]);
+        let (all, _) = names(&t, &[("fieldSelector", "metadata.name!=b")]).await;
+        assert_eq!(all, ["a", "c"]);
+
+        let message = call(Method::GET, CONFIGMAPS)
+            .query("limit", "two")
+            .refused(&t, StatusCode::BAD_REQUEST)
+            .await;
+        assert_eq!(message, "limit \"two\" is not a number");
+        let message = call(Method::GET, CONFIGMAPS)
+            .query("continue", "%%%")
+            .refused(&t, StatusCode::BAD_REQUEST)
+            .await;
+        assert_eq!(message, "the continue token is not valid");
+    }
+
+    #[tokio::test]
+    async fn a_list_is_a_table_when_the_client_asks_for_one() {
+        let t = api().await;
+        create_configmap(&t, json!({"metadata": {"name": "a"}})).await;
+        let (code, table) = call(Method::GET, CONFIGMAPS)
+            .header(
+                header::ACCEPT,
+                "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+            )
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(table["kind"], "Table");
+        assert_eq!(table["rows"].as_array().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn create_needs_a_valid_name_and_an_existing_namespace() {
+        let t = api().await;
+        let (code, object) = create(&t, json!({"metadata": {"generateName": "web-"}})).await;
+        assert_eq!(code, StatusCode::CREATED);
+        let name = object["metadata"]["name"].as_str().unwrap();
+        assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+
+        let (code, body) = create(&t, json!({"data": {}})).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            body["details"]["causes"][0],
+            json!({"field": "metadata.name", "reason": "FieldValueRequired", "message": "Required value: name or generateName is required"})
+        );
+        let (code, body) = create(&t, json!({"metadata": {"name": "Not_Valid"}})).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["details"]["causes"][0]["reason"], "FieldValueInvalid");
+
+        let message = call(Method::POST, "/api/v1/namespaces/nowhere/configmaps")
+            .body(json!({"metadata": {"name": "c"}}))
+            .refused(&t, StatusCode::NOT_FOUND)
+            .await;
+        assert_eq!(message, "namespaces \"nowhere\" not found");
+
+        // A dry run answers as a create would, and stores nothing.
+        let (code, object) = call(Method::POST, CONFIGMAPS)
+            .query("dryRun", "All")
+            .body(json!({"metadata": {"name": "dry"}}))
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::CREATED);
+        assert_eq!(object["kind"], "ConfigMap");
+        let (code, _) = call(Method::GET, &format!("{CONFIGMAPS}/dry"))
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn replace_refuses_a_name_other_than_the_paths() {
+        let t = api().await;
+        create_configmap(&t, json!({"metadata": {"name": "a"}})).await;
+        let message = call(Method::PUT, &format!("{CONFIGMAPS}/a"))
+            .body(json!({"metadata": {"name": "b"}}))
+            .refused(&t, StatusCode::BAD_REQUEST)
+            .await;
+        assert_eq!(
+            message,
+            "the name of the object (b) does not match the name on the URL (a)"
+        );
+    }
+
+    #[tokio::test]
+    async fn patches_by_content_type() {
+        let t = api().await;
+        create_configmap(&t, json!({"metadata": {"name": "a"}, "data": {"x": "1"}})).await;
+        let path = format!("{CONFIGMAPS}/a");
+        let patch = |content_type: &str, body: &str| {
+            call(Method::PATCH, &path)
+                .header(header::CONTENT_TYPE, content_type)
+                .body(body)
+        };
+        let (code, object) = patch(
+            "application/merge-patch+json",
+            r#"{"data": {"x": null, "y": "2"}}"#,
+        )
+        .json(&t)
+        .await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(object["data"], json!({"y": "2"}));
+
+        // `test` of a missing member against null passes, as in the API server.
+        let (code, object) = patch(
+            "application/json-patch+json",
+            r#"[{"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]"#,
+        )
+        .json(&t)
+        .await;
+        assert_eq!(code, StatusCode::OK, "{object}");
+        assert_eq!(object["metadata"]["finalizers"], json!(["f"]));
+
+        let (code, body) = patch(
+            "application/json-patch+json",
+            r#"[{"op": "test", "path": "/data/y", "value": "3"}]"#,
+        )
+        .json(&t)
+        .await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("the JSON Patch does not apply: "),
+            "{body}"
+        );
+        let (code, body) = patch("application/json-patch+json", "{}").json(&t).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("the body is not a JSON Patch: ")
+        );
+        let (code, body) = patch("text/plain", "x").json(&t).await;
+        assert_eq!(code, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("the patch content type \"text/plain\" is not supported"),
+            "{body}"
+        );
+
+        // Server-side apply of an object that does not exist creates it.
+        let (code, object) = call(Method::PATCH, &format!("{CONFIGMAPS}/applied"))
+            .header(header::CONTENT_TYPE, "application/apply-patch+yaml")
+            .body("metadata:\n  name: applied\ndata:\n  k: v\n")
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{object}");
+        assert_eq!(object["data"], json!({"k": "v"}));
+    }
+
+    #[tokio::test]
+    async fn delete_refuses_orphaning_and_a_collection_delete_follows_its_selector() {
+        let t = api().await;
+        for (name, app) in [("a", "web"), ("b", "db"), ("c", "web")] {
+            create_configmap(
+                &t,
+                json!({"metadata": {"name": name, "labels": {"app": app}}}),
+            )
+            .await;
+        }
+        let (code, body) = call(Method::DELETE, &format!("{CONFIGMAPS}/a"))
+            .body(json!({"propagationPolicy": "Orphan"}))
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("propagationPolicy Orphan is not supported")
+        );
+        let (code, deleted) = call(Method::DELETE, CONFIGMAPS)
+            .query("labelSelector", "app=web")
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(deleted["kind"], "ConfigMapList");
+        let gone: Vec<&str> = deleted["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(gone, ["a", "c"]);
+        assert_eq!(names(&t, &[]).await.0, ["b"]);
+        let (code, _) = call(Method::DELETE, &format!("{CONFIGMAPS}/a"))
+            .json(&t)
+            .await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+    }
+}
