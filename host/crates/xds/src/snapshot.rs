@@ -120,12 +120,15 @@ impl Snapshot {
             .map(|r| r.as_ref())
     }
 
-    /// Sources of this snapshot's resources of `type_url` that no resource of `accepted` carries:
-    /// what changed since the version the instance last accepted.
+    /// Sources of this snapshot's resources of `type_url` that no resource of that type in
+    /// `accepted` carries: what changed in that type since the version the instance last
+    /// accepted. Per type: a Route's new cluster, accepted a moment before its route entry was
+    /// refused, must not make the entry look old.
     pub fn new_sources(&self, type_url: &str, accepted: Option<&Snapshot>) -> Vec<String> {
         let old: BTreeSet<&String> = accepted
-            .iter()
-            .flat_map(|s| s.resources.values().flat_map(|r| r.values()))
+            .and_then(|s| s.resources.get(type_url))
+            .into_iter()
+            .flat_map(|r| r.values())
             .flat_map(|r| &r.sources)
             .collect();
         let new: BTreeSet<&String> = self
@@ -471,6 +474,39 @@ mod tests {
         );
         assert_eq!(groups, ["h", "g"]);
         assert!(all.union("g").snapshot.resources.is_empty());
+    }
+
+    #[test]
+    fn a_refusal_names_what_changed_in_the_refused_type() {
+        const ROUTES: &str = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration";
+        // The new Route's cluster was accepted (a version of its own), then its entry refused.
+        let accepted = Snapshot::of([
+            resource(CLUSTER, "a", b"a", "Route/a@1"),
+            resource(CLUSTER, "new", b"n", "Route/new@1"),
+            resource(ROUTES, "table", b"a", "Route/a@1"),
+        ]);
+        let refused = Snapshot::of([
+            resource(CLUSTER, "a", b"a", "Route/a@1"),
+            resource(CLUSTER, "new", b"n", "Route/new@1"),
+            Arc::new(Resource::new(
+                "table",
+                vec!["Route/a@1".into(), "Route/new@1".into()],
+                Any {
+                    type_url: ROUTES.into(),
+                    value: b"a+new".to_vec(),
+                },
+            )),
+        ]);
+        assert_eq!(
+            refused.new_sources(ROUTES, Some(&accepted)),
+            ["Route/new@1"]
+        );
+        assert!(refused.new_sources(CLUSTER, Some(&accepted)).is_empty());
+        assert_eq!(
+            refused.new_sources(ROUTES, None),
+            ["Route/a@1", "Route/new@1"],
+            "nothing accepted yet: everything is new"
+        );
     }
 
     #[test]

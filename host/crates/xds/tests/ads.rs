@@ -34,6 +34,10 @@ struct Envoy {
 
 impl Envoy {
     async fn send(&self, version: &str, nonce: &str, error: Option<&str>) {
+        self.send_type(CLUSTER, version, nonce, error).await
+    }
+
+    async fn send_type(&self, type_url: &str, version: &str, nonce: &str, error: Option<&str>) {
         let request = DiscoveryRequest {
             version_info: version.into(),
             node: Some(Node {
@@ -41,7 +45,7 @@ impl Envoy {
                 cluster: "shop/public".into(),
                 ..Default::default()
             }),
-            type_url: CLUSTER.into(),
+            type_url: type_url.into(),
             response_nonce: nonce.into(),
             error_detail: error.map(|m| Status {
                 code: 3,
@@ -145,6 +149,84 @@ async fn serves_acknowledges_and_reports_a_refusal_with_the_changed_sources() {
     // The publisher leaves the refused source out: a new version is pushed.
     snapshots.set("shop/public", v1.clone());
     assert_eq!(envoy.next().await.version_info, v1.version);
+}
+
+const LISTENER: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
+
+fn listener(name: &str, port: u32) -> Resource {
+    let any = Converter::new()
+        .unwrap()
+        .to_any(
+            name,
+            &json!({"@type": LISTENER, "name": name, "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}),
+        )
+        .unwrap();
+    Resource::new(name, vec![], any)
+}
+
+#[tokio::test]
+async fn only_the_types_that_changed_are_sent_one_at_a_time_and_acknowledged_whole() {
+    let (snapshots, mut reports, mut envoy) = start().await;
+    let v1 = Snapshot::new(vec![cluster("a", "Route/a@1"), listener("l", 1)]);
+    snapshots.set("shop/public", v1.clone());
+    envoy.send_type(CLUSTER, "", "", None).await;
+    let clusters = envoy.next().await;
+    envoy.send_type(LISTENER, "", "", None).await;
+    let listeners = envoy.next().await;
+    assert_eq!(
+        (clusters.type_url.as_str(), listeners.type_url.as_str()),
+        (CLUSTER, LISTENER)
+    );
+    envoy
+        .send_type(CLUSTER, &v1.version, &clusters.nonce, None)
+        .await;
+    // Accepted for one type only: not acknowledged yet.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        reports.try_recv().is_err(),
+        "an acceptance of one type of two"
+    );
+    envoy
+        .send_type(LISTENER, &v1.version, &listeners.nonce, None)
+        .await;
+    let ack = reports.recv().await.unwrap();
+    assert_eq!(
+        (ack.version.as_str(), ack.refusal.is_none()),
+        (v1.version.as_str(), true)
+    );
+
+    // The listener changes, the clusters do not: one response, of listeners.
+    let v2 = Snapshot::new(vec![cluster("a", "Route/a@1"), listener("l", 2)]);
+    snapshots.set("shop/public", v2.clone());
+    let second = envoy.next().await;
+    assert_eq!(
+        (second.type_url.as_str(), second.version_info.as_str()),
+        (LISTENER, v2.version.as_str())
+    );
+    envoy.nothing().await;
+
+    // While it waits for its answer, more changes are held back, and the last goes with it.
+    snapshots.set(
+        "shop/public",
+        Snapshot::new(vec![cluster("a", "Route/a@1"), listener("l", 3)]),
+    );
+    let v4 = Snapshot::new(vec![cluster("a", "Route/a@1"), listener("l", 4)]);
+    snapshots.set("shop/public", v4.clone());
+    envoy.nothing().await;
+    envoy
+        .send_type(LISTENER, &v2.version, &second.nonce, None)
+        .await;
+    let ack = reports.recv().await.unwrap();
+    assert_eq!(
+        ack.version, v2.version,
+        "v2 is held whole (its clusters are v1's)"
+    );
+    let fourth = envoy.next().await;
+    assert_eq!(
+        (fourth.type_url.as_str(), fourth.version_info.as_str()),
+        (LISTENER, v4.version.as_str())
+    );
+    envoy.nothing().await;
 }
 
 #[test]
