@@ -6,9 +6,11 @@
 //! - `cargo xtask plugins`: build every plugin component (`target/wasm32-wasip2/plugin/*.wasm`).
 //! - `cargo xtask bench`: the admission benchmark (figures, not pass/fail).
 //! - `cargo xtask bench-webhook`: the webhook on one core against a native one, loaded by `oha`.
+//! - `cargo xtask startup-order`: the start-up functions the linker places together.
 
 mod kubernetes;
 mod languages;
+mod startup_order;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("bench-webhook") => bench_webhook(&args[1..]),
         Some("crds") => crds(),
+        Some("startup-order") => startup_order::startup_order(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", HELP.trim());
             return ExitCode::SUCCESS;
@@ -81,6 +84,9 @@ tasks:
   bench    run the admission benchmark (cargo bench -p corbel --bench admission)
   bench-webhook  the webhook pinned to one core against a native one, loaded by oha (installed once
            into target/toolchains/oha); see docs/benchmarks.md
+  startup-order  record the functions `corbel serve` runs to start and answer webhooks (valgrind)
+           into host/link/startup-order.txt, which the linker places together; --check counts how
+           many the built binary still has (xtask/src/startup_order.rs says why)
   crds     write deploy/crds/*.yaml from the controller plugins' Rust types (storage, gateway, identity, api)
 ";
 
