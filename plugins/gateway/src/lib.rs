@@ -19,10 +19,10 @@ pub mod kong;
 pub mod reconcile;
 pub mod translate;
 
-/// The controller's manifest. The Gateway owns its `XdsSnapshot` (the host's xDS server serves
-/// it, and writes Envoy's ACKs and NACKs into its status, which reconciles the Gateway again); a
-/// change to a Route or Consumer of a Gateway reconciles the Gateway, which rebuilds the whole
-/// snapshot. Routes are reconciled for their own status: a ConsumeRoute change reconciles its
+/// The controller's manifest. The Gateway owns its `XdsSnapshot`s (a head and one per Route; the
+/// host's xDS server serves their union, and writes Envoy's ACKs and NACKs into the head's
+/// status, which reconciles the Gateway again); a change to a Route or Consumer of a Gateway
+/// reconciles the Gateway, which translates again and rewrites the objects that changed. Routes are reconciled for their own status: a ConsumeRoute change reconciles its
 /// Route, whose `status.consumers` then changes, which reconciles the Gateway (ConsumeRoutes
 /// name no Gateway, so this is their path to it). A Gateway change (its spec, its
 /// `rejectedRoutes` or its `conflictingRoutes`) reconciles its Routes. `statusFields` names the status each side reads, so

@@ -20,7 +20,11 @@
 //!
 //! Every resource carries the Routes it holds (`sources`, name and generation), so a
 //! configuration Envoy refuses can be traced back to the Routes that changed since the last one
-//! it accepted.
+//! it accepted, and the Route whose own `XdsSnapshot` holds it (`route`: its clusters; the
+//! listener, the route table and the JWKS clusters go in the Gateway's head object). Every object
+//! stays under [`MAX_OBJECT_BYTES`]: the route table is one resource (one listener, one HTTP
+//! connection manager), so Routes are taken oldest first and one whose entries would take the
+//! table past [`ROUTE_TABLE_BUDGET`] is blocked with [`ROUTE_TABLE_FULL`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
