@@ -27,6 +27,11 @@ use corbel_store::{ObjectKey, Store, UpdateMode};
 
 pub use server::router;
 
+/// Go's `%q`, as the API server's messages quote strings (close enough: JSON string escaping).
+pub(crate) fn go_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
 /// A binding that also admits the embedded API's own writes, with its webhook-style rules.
 pub struct InlineBinding {
     pub name: String,
@@ -443,6 +448,12 @@ fn request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_are_quoted_as_go_quotes_them() {
+        assert_eq!(go_quote("a\"b\\c"), r#""a\"b\\c""#);
+        assert_eq!(go_quote(""), r#""""#);
+    }
 
     /// A binding's namespace and object selectors pick which writes inline admission sends it,
     /// from the namespace's labels and the object's (or, on delete, the old object's).

@@ -8,9 +8,10 @@ use serde_json::Value;
 
 use super::Schema;
 use super::convert::convert;
-use super::field_error::{go_quote, go_value};
+use super::field_error::go_value;
 use super::formats::FORMATS;
 use super::structural::Node;
+use crate::go_quote;
 
 /// Checks `open_api_v3_schema`, translates it to JSON Schema and builds the validator and the
 /// structural skeleton: [`Schema::compile`].

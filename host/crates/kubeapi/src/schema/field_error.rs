@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+use crate::go_quote;
+
 /// The kind of a field error, as `field.ErrorType` in Kubernetes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FieldErrorKind {
@@ -130,11 +132,6 @@ impl FieldError {
             value: Some(Value::from(actual)),
         }
     }
-}
-
-/// Go's `%q` (close enough: JSON string escaping).
-pub(super) fn go_quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
 /// How `field.Error` prints a bad value: strings quoted, scalars bare, the rest as JSON.

@@ -8,7 +8,8 @@ use std::fmt;
 use kube_core::{Expression, SelectorExt};
 use serde_json::Value;
 
-use super::go_quote;
+use crate::go_quote;
+
 use super::lexer::lex;
 use super::parser::Parser;
 use super::validation::{

@@ -61,11 +61,6 @@ pub fn object_labels(object: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// Go's `%q` for the strings that appear in these messages (close enough: JSON escaping).
-fn go_quote(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,10 +75,5 @@ mod tests {
         );
         assert!(object_labels(&json!({"metadata": {}})).is_empty());
         assert!(labels(&json!("not a map")).is_empty());
-    }
-
-    #[test]
-    fn quotes_as_go_does() {
-        assert_eq!(go_quote("a\"b"), r#""a\"b""#);
     }
 }
