@@ -40,6 +40,7 @@ pub const MAX_WARNING_BYTES: usize = 4 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Mode {
     /// Decide allowed or denied; never change the object.
     Validate,
@@ -58,6 +59,7 @@ impl Mode {
 
 /// What to answer when a plugin cannot be evaluated: Kubernetes' own `failurePolicy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum FailurePolicy {
     /// Deny with code 500 and a message naming binding, plugin and cause.
     #[default]
@@ -71,6 +73,7 @@ pub enum FailurePolicy {
 /// not even when its plugin cannot be evaluated (the failure policy's denial is softened too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Enforcement {
     /// Denials are answered as denials.
     #[default]

@@ -25,7 +25,7 @@ use corbel_runtime::bindings::latest;
 use corbel_runtime::capabilities::{CallContext, KindCache, Owner};
 
 use crate::config::BackoffConfig;
-use crate::driver::{Kind, ReconcileFailure, Reconciler, Served, object_name, resolve};
+use crate::driver::{Kind, ReconcileFailure, Reconciler, Wait, object_name, wait_until_served};
 use crate::{LoadedController, changes, manifest, status};
 
 /// One kind a controller plugin reconciles.
@@ -52,13 +52,15 @@ impl Reconciler for KindController {
     async fn start(
         &self,
         mut controller: Controller<DynamicObject>,
-        kind: &Served,
+        kind: &Kind,
         stop: &mut watch::Receiver<bool>,
     ) -> Option<Controller<DynamicObject>> {
         let (client, resource, name) = (&kind.client, &kind.resource, &kind.name);
         let reconciled = &self.reconciled;
         for owned in &reconciled.owns {
-            let Some((owned_resource, _)) = resolve(client, &owned.gvk(), name, stop).await else {
+            let Some((owned_resource, _)) =
+                wait_until_served(client, name, &owned.gvk(), &Wait::default(), None, stop).await
+            else {
                 return None;
             };
             controller = controller.owns_with(
@@ -68,7 +70,15 @@ impl Reconciler for KindController {
             );
         }
         for watch in &reconciled.watches {
-            let Some((watched, _)) = resolve(client, &watch.kind_ref().gvk(), name, stop).await
+            let Some((watched, _)) = wait_until_served(
+                client,
+                name,
+                &watch.kind_ref().gvk(),
+                &Wait::default(),
+                None,
+                stop,
+            )
+            .await
             else {
                 return None;
             };

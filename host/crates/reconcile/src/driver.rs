@@ -75,7 +75,7 @@ pub(crate) trait Reconciler: Send + Sync + 'static {
     fn start(
         &self,
         controller: Controller<DynamicObject>,
-        _kind: &Served,
+        _kind: &Kind,
         _stop: &mut watch::Receiver<bool>,
     ) -> impl Future<Output = Option<Controller<DynamicObject>>> + Send {
         std::future::ready(Some(controller))
@@ -134,29 +134,19 @@ pub(crate) struct Wait {
     pub forbidden: Option<(&'static str, &'static str)>,
 }
 
-/// The kind as the API serves it.
-pub(crate) struct Served {
+/// One kind as the API serves it, and what every reconcile of it shares: the API, status
+/// writes, Events, metrics.
+pub(crate) struct Kind {
+    /// The loop's name (`Spec::name`).
+    pub name: String,
     pub client: kube::Client,
     pub resource: ApiResource,
     pub scope: Scope,
-    pub name: String,
     /// Every object of the kind as the watch last saw it.
     pub store: Store<DynamicObject>,
-}
-
-/// What every reconcile of one kind shares: the API, status writes, Events, metrics.
-pub(crate) struct Kind {
-    pub served: Served,
     recorder: events::Recorder,
     own_writes: Arc<OwnWrites>,
     health: Arc<Health>,
-}
-
-impl std::ops::Deref for Kind {
-    type Target = Served;
-    fn deref(&self) -> &Served {
-        &self.served
-    }
 }
 
 impl Kind {
@@ -277,25 +267,23 @@ pub(crate) async fn run<R: Reconciler>(
         .try_filter(move |object| std::future::ready(filter.wakes(object)));
     let controller = Controller::for_stream_with(trigger, reader.clone(), resource.clone())
         .with_config(controller::Config::default().concurrency(spec.concurrency));
-    let served = Served {
-        client: client.clone(),
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| crate::hostname());
+    let kind = Kind {
+        recorder: events::Recorder::new(client.clone(), format!("corbel-{name}"), identity),
+        name: name.clone(),
+        client,
         resource: resource.clone(),
         scope,
-        name: name.clone(),
         store: reader.clone(),
+        own_writes,
+        health,
     };
-    let Some(controller) = reconciler.start(controller, &served, &mut stop).await else {
+    let Some(controller) = reconciler.start(controller, &kind, &mut stop).await else {
         return;
     };
-    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| crate::hostname());
     let context = Arc::new(Context {
         reconciler,
-        kind: Kind {
-            recorder: events::Recorder::new(client, format!("corbel-{name}"), identity),
-            served,
-            own_writes,
-            health,
-        },
+        kind,
         finalizer: spec.finalizer,
         failures: Mutex::default(),
     });
@@ -345,20 +333,10 @@ fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send +
     }
 }
 
-/// Resolves a kind through discovery, waiting (and saying so) while the API does not serve it
-/// yet: the kinds a controller owns or watches. `None` when `stop` turned true first.
-pub(crate) async fn resolve(
-    client: &kube::Client,
-    gvk: &GroupVersionKind,
-    controller: &str,
-    stop: &mut watch::Receiver<bool>,
-) -> Option<(ApiResource, Scope)> {
-    wait_until_served(client, controller, gvk, &Wait::default(), None, stop).await
-}
-
 /// Waits until discovery finds the kind (and, with `wait.forbidden`, until it can be listed),
-/// trying every 2 s. `None` when `stop` turned true first.
-async fn wait_until_served(
+/// trying every 2 s: the loop's own kind, and those a controller owns or watches. `None` when
+/// `stop` turned true first.
+pub(crate) async fn wait_until_served(
     client: &kube::Client,
     controller: &str,
     gvk: &GroupVersionKind,

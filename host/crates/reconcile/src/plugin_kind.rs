@@ -27,15 +27,17 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use corbel_admission::bindings::{BindingSet, SharedBindings};
-use corbel_admission::config::BindingConfig;
 use corbel_registry::plugins::{Loader, Settings, install};
 use corbel_runtime::Runtime;
 use corbel_telemetry::Health;
 
 use crate::config::LeaderElectionConfig;
-use crate::driver::{self, Kind, ReconcileFailure, Reconciler, Served};
+use crate::driver::{self, Kind, ReconcileFailure, Reconciler};
+use api::PluginSpec;
 
-/// The CRD, as committed under `deploy/crds/`.
+pub mod api;
+
+/// The CRD, as committed under `deploy/crds/` (generated from [`api`] by `cargo xtask crds`).
 pub const CRD: &str = include_str!("../../../../deploy/crds/plugins.corbel.dev.yaml");
 
 const FINALIZER: &str = "corbel.dev/plugin-binding";
@@ -182,7 +184,7 @@ impl Reconciler for Plugins {
     async fn start(
         &self,
         controller: Controller<DynamicObject>,
-        kind: &Served,
+        kind: &Kind,
         stop: &mut watch::Receiver<bool>,
     ) -> Option<Controller<DynamicObject>> {
         {
@@ -317,17 +319,6 @@ fn with_writable_lock_file(mut settings: Settings) -> Settings {
     settings
 }
 
-/// The binding a Plugin's spec describes: its fields are a binding's (mode, settings, timeout,
-/// memoryLimit, failurePolicy), checked by the same rules as the configuration file's.
-fn binding(name: &str, spec: &Value, plugin: &str) -> Result<BindingConfig, String> {
-    let mut fields = spec.as_object().cloned().unwrap_or_default();
-    fields.remove("reference");
-    fields.insert("name".into(), name.into());
-    fields.insert("plugin".into(), plugin.into());
-    fields.entry("mode").or_insert_with(|| "validate".into());
-    serde_json::from_value(Value::Object(fields)).map_err(|e| format!("spec is not valid: {e}"))
-}
-
 impl Plugins {
     /// A Plugin is gone (or going): its binding, its outcome and its readiness problem go too.
     fn forget(&self, name: &str) {
@@ -355,12 +346,10 @@ impl Plugins {
 
     /// Resolves, verifies, pulls and compiles what the spec names, and swaps the binding in.
     async fn install(&self, name: &str, spec: &Value) -> Result<Installed, String> {
-        let reference = spec["reference"]
-            .as_str()
-            .filter(|r| !r.is_empty())
-            .ok_or("spec.reference is required: oci://host/repository:tag or @sha256:digest")?;
+        let spec = PluginSpec::parse(spec)?;
+        let reference = spec.reference.as_str();
         // Checked before any download, so that a bad spec costs nothing.
-        binding(name, spec, reference)?;
+        spec.binding(name, reference)?;
         let _one_at_a_time = self.installing.lock().await;
         let settings = self.settings.lock().unwrap().clone();
         tracing::info!(plugin = %name, reference, "installing the Plugin");
@@ -371,7 +360,7 @@ impl Plugins {
             "oci://{}",
             installed.entry.reference.trim_start_matches("oci://")
         );
-        let config = binding(name, spec, &oci)?;
+        let config = spec.binding(name, &oci)?;
         let loader = Arc::new(Loader::open(&settings).map_err(|e| e.to_string())?);
         let loaded = BindingSet::upsert(&self.bindings, &self.runtime, &config, loader).await?;
         Ok(Installed {
