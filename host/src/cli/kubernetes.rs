@@ -330,12 +330,13 @@ pub fn needs(
             .extend(["patch"]);
     }
     if !controllers.is_empty() || config.kubernetes.is_some() {
-        // The Plugin kind: the host installs what Plugin objects name and reports it in their status.
+        // The Plugin kind: the host installs what Plugin objects name and reports it in their
+        // status; after an install it reads the Plugin again (`get`: deleted meanwhile?).
         needs
             .cluster
             .entry(("corbel.dev".into(), "plugins".into()))
             .or_default()
-            .extend(["list", "watch", "patch"]);
+            .extend(["get", "list", "watch", "patch"]);
         needs
             .cluster
             .entry(("corbel.dev".into(), "plugins/status".into()))

@@ -248,6 +248,7 @@ pub fn host_identity() -> (UserInfo, Rule) {
             groups: vec!["*".into()],
             resources: vec!["*".into()],
             namespaces: vec!["*".into()],
+            resource_names: Vec::new(),
         },
     )
 }
@@ -287,6 +288,7 @@ pub fn development_admin(dir: &Path) -> anyhow::Result<DevelopmentAdmin> {
             groups: vec!["*".into()],
             resources: vec!["*".into()],
             namespaces: vec!["*".into()],
+            resource_names: Vec::new(),
         },
     })
 }

@@ -27,6 +27,7 @@ pub const VERBS: &[&str] = &[
 ///   groups: [storage.corbel.dev]
 ///   resources: [buckets, buckets/status]
 ///   namespaces: [shop]        # optional; default ["*"]
+///   resourceNames: [b1]       # optional; default any object
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -43,6 +44,11 @@ pub struct Rule {
     /// covers cluster-scoped requests, nor requests across all namespaces.
     #[serde(default = "all")]
     pub namespaces: Vec<String>,
+    /// Object names, as a Role's `resourceNames`: when given, only requests naming one of them
+    /// (get, update, patch, delete of that object) match; a create, list or watch names no
+    /// object and does not. Default: any object.
+    #[serde(default)]
+    pub resource_names: Vec<String>,
 }
 
 fn all() -> Vec<String> {
@@ -124,6 +130,9 @@ impl Rule {
                 return Err(format!("malformed resource {resource:?}"));
             }
         }
+        if self.resource_names.iter().any(String::is_empty) {
+            return Err("a resource name is empty (leave resourceNames out for any object)".into());
+        }
         if self.namespaces.iter().any(String::is_empty) {
             return Err(
                 "a namespace is empty (use \"*\" for any namespace and the cluster scope)".into(),
@@ -141,6 +150,10 @@ impl Rule {
                 .namespaces
                 .iter()
                 .any(|n| n == "*" || attrs.namespace.is_some_and(|ns| ns == n))
+            && (self.resource_names.is_empty()
+                || attrs
+                    .name
+                    .is_some_and(|name| self.resource_names.iter().any(|n| n == name)))
     }
 
     /// Kubernetes' `ResourceMatches`.
@@ -404,6 +417,40 @@ mod tests {
             self.resource = resource;
             self
         }
+    }
+
+    #[test]
+    fn resource_names_match_only_requests_naming_one_of_them() {
+        let authorizer = rules(
+            "- {subjects: [{user: corbel}], verbs: [get, update, create, list], groups: [coordination.k8s.io], resources: [leases], namespaces: [corbel], resourceNames: [corbel-controllers]}",
+        );
+        let corbel = user("corbel", &[], None);
+        let named = |verb, name| RequestAttributes {
+            name,
+            ..attrs(verb, "coordination.k8s.io", "leases", Some("corbel"))
+        };
+        assert!(
+            authorizer
+                .authorize(&corbel, &named("get", Some("corbel-controllers")))
+                .is_ok()
+        );
+        assert!(
+            authorizer
+                .authorize(&corbel, &named("update", Some("corbel-controllers")))
+                .is_ok()
+        );
+        assert!(
+            authorizer
+                .authorize(&corbel, &named("get", Some("other")))
+                .is_err()
+        );
+        // As in Kubernetes: a create or a list names no object, so a rule with names never allows it.
+        assert!(
+            authorizer
+                .authorize(&corbel, &named("create", None))
+                .is_err()
+        );
+        assert!(authorizer.authorize(&corbel, &named("list", None)).is_err());
     }
 
     #[test]

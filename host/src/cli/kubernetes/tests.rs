@@ -205,7 +205,7 @@ fn rbac_allows_exactly_what_the_manifest_and_grants_need() {
             "create,delete,get,list,patch,update,watch",
         ),
         ("", "secrets", "get"),
-        ("corbel.dev", "plugins", "list,patch,watch"),
+        ("corbel.dev", "plugins", "get,list,patch,watch"),
         ("corbel.dev", "plugins/status", "get,patch"),
         ("events.k8s.io", "events", "create,patch"),
         ("storage.corbel.dev", "buckets", "get,list,patch,watch"),
