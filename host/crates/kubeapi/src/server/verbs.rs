@@ -35,7 +35,7 @@ pub(super) fn filters(
     query: &BTreeMap<String, String>,
 ) -> ApiResult<(LabelSelector, FieldSelector)> {
     let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
-        .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((labels, fields))
@@ -752,7 +752,7 @@ mod tests {
         assert_eq!(e.body()["code"], 400);
         assert_eq!(
             e.body()["message"],
-            "unable to parse requirement: unable to parse requirement: found 'x' expected: '('"
+            "unable to parse requirement: found 'x' expected: '('"
         );
         let e = filters(&query("fieldSelector", "metadata.name")).unwrap_err();
         assert_eq!(
