@@ -391,9 +391,18 @@ pub fn route_object_name(gateway: &str, route: &str) -> String {
     }
 }
 
+/// The `XdsSnapshot` holding a Gateway's route table.
+pub fn routes_object_name(gateway: &str) -> String {
+    if gateway.len() + ".routes".len() <= 253 {
+        format!("{gateway}.routes")
+    } else {
+        format!("h{:016x}.routes", fnv(gateway))
+    }
+}
+
 /// The specs of a Gateway's `XdsSnapshot`s by name: the head (named after the Gateway, with
-/// the listener, the route table and the JWKS clusters; it carries the node group's status)
-/// and one per served Route with its clusters. Each is under [`translate::MAX_OBJECT_BYTES`]
+/// the listener and the JWKS clusters; it carries the node group's status), the route table
+/// ([`routes_object_name`]) and one per served Route with its clusters. Each is under [`translate::MAX_OBJECT_BYTES`]
 /// (the translation blocks the Routes that would not fit); a change of one Route rewrites its
 /// own object and the head's route table, never the other Routes' objects.
 pub fn objects(
@@ -406,6 +415,9 @@ pub fn objects(
     for r in resources {
         let object = match &r.route {
             Some(route) => route_object_name(gateway, route),
+            // The route table in an object of its own: it changes with every Route, and the
+            // head, whose status the xDS server writes twice a version, stays small.
+            None if r.type_url == translate::ROUTE_CONFIGURATION => routes_object_name(gateway),
             None => gateway.to_string(),
         };
         // Moved, not copied: a route table is hundreds of kilobytes.
@@ -523,8 +535,9 @@ pub fn gateway(object: &Object, cluster: &dyn Cluster) -> Result<Outcome, Reconc
     let mut head = None;
     // Make before break: the Routes' clusters first, then the head whose route table uses
     // them, then the objects of Routes no longer served.
+    let routes_object = routes_object_name(&name);
     let mut order: Vec<(String, Value)> = wanted.into_iter().collect();
-    order.sort_by_key(|(n, _)| *n == name);
+    order.sort_by_key(|(n, _)| (*n == name, *n == routes_object));
     for (object_name, spec) in order {
         let stored = match existing.remove(&object_name) {
             None => {
@@ -809,10 +822,12 @@ mod tests {
         assert_eq!(head["spec"]["nodeGroup"], "shop/public");
         assert_eq!(head["spec"]["groupStatus"], true);
         assert_eq!(head["metadata"]["labels"][GATEWAY_LABEL], "public");
-        assert_eq!(
-            types_of(&head),
-            [translate::LISTENER, translate::ROUTE_CONFIGURATION]
-        );
+        assert_eq!(types_of(&head), [translate::LISTENER]);
+        let table = fake
+            .get(SNAPSHOT_KIND, "public.routes")
+            .unwrap()
+            .expect("the route table's object");
+        assert_eq!(types_of(&table), [translate::ROUTE_CONFIGURATION]);
         let route = fake
             .get(SNAPSHOT_KIND, "public.route.orders")
             .unwrap()
@@ -841,7 +856,7 @@ mod tests {
         let gateway = fake.get("Gateway", "public").unwrap().unwrap();
         gateway_reconcile(&fake, gateway.clone());
         let before = fake.of_kind(SNAPSHOT_KIND);
-        assert_eq!(before.len(), 3);
+        assert_eq!(before.len(), 4);
         let mut route = fake.get("Route", "orders").unwrap().unwrap();
         route["spec"]["upstreams"][0]["url"] = json!("http://127.0.0.1:9002");
         route["metadata"]["generation"] = json!(2);
@@ -854,7 +869,7 @@ mod tests {
             .filter(|(b, a)| b != a)
             .map(|(_, a)| a["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(changed, ["public", "public.route.orders"]);
+        assert_eq!(changed, ["public.route.orders", "public.routes"]);
     }
 
     #[test]
@@ -865,15 +880,16 @@ mod tests {
         gateway_spec["spec"]["issuers"] = json!([{"name": "corp", "issuer": "https://id.example.com", "jwksUri": "https://id.example.com/jwks", "audiences": ["api"]}]);
         fake.put(gateway_spec.clone());
         fake.delete("Route", "orders").unwrap();
-        let head_bytes =
-            |fake: &Fake| translate::json_len(&fake.get(SNAPSHOT_KIND, "public").unwrap().unwrap());
+        let table_bytes = |fake: &Fake| {
+            translate::json_len(&fake.get(SNAPSHOT_KIND, "public.routes").unwrap().unwrap())
+        };
         // As the bench's Routes, half of them secured with a grant each.
         for i in 0..5_000 {
             if i == 1_000 {
                 gateway_reconcile(&fake, gateway_spec.clone());
                 eprintln!(
-                    "1,000 Routes: the head (route table, listener, JWKS cluster) takes {} bytes",
-                    head_bytes(&fake)
+                    "1,000 Routes: the route table's object takes {} bytes",
+                    table_bytes(&fake)
                 );
             }
             let mut spec = json!({"gatewayRef": {"name": "public"}, "paths": [format!("/r{i}")],
@@ -919,8 +935,8 @@ mod tests {
         assert_eq!(served + full.len(), 5_000);
         assert_eq!(
             sizes.len(),
-            served + 1,
-            "a head and one object per served Route"
+            served + 2,
+            "a head, the route table and one object per served Route"
         );
         if let Some(first) = full.first() {
             assert_eq!(first["reason"], translate::ROUTE_TABLE_FULL);
@@ -1129,9 +1145,9 @@ mod tests {
         fake.put(object("Route", "more", json!({"gatewayRef": {"name": "public"}, "paths": ["/more"], "upstreams": [{"url": "http://127.0.0.1:9000"}]})));
         fake.conflicts.set(1);
         assert_eq!(gateway_reconcile(&fake, gateway)["routes"], 2);
-        let snapshot = fake.get(SNAPSHOT_KIND, "public").unwrap().unwrap();
+        let table = fake.get(SNAPSHOT_KIND, "public.routes").unwrap().unwrap();
         assert!(
-            snapshot["spec"]["resources"]
+            table["spec"]["resources"]
                 .to_string()
                 .contains("route.more")
         );

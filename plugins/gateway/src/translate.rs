@@ -21,7 +21,8 @@
 //! Every resource carries the Routes it holds (`sources`, name and generation), so a
 //! configuration Envoy refuses can be traced back to the Routes that changed since the last one
 //! it accepted, and the Route whose own `XdsSnapshot` holds it (`route`: its clusters; the
-//! listener, the route table and the JWKS clusters go in the Gateway's head object). Every object
+//! listener and the JWKS clusters go in the Gateway's head object, the route table in one of its
+//! own). Every object
 //! stays under [`MAX_OBJECT_BYTES`]: the route table is one resource (one listener, one HTTP
 //! connection manager), so Routes are taken oldest first and one whose entries would take the
 //! table past [`ROUTE_TABLE_BUDGET`] is blocked with [`ROUTE_TABLE_FULL`].
@@ -94,8 +95,8 @@ pub struct Resource {
     /// The Routes this resource holds ([`source`]); empty for the Gateway's own.
     pub sources: Vec<String>,
     pub resource: Value,
-    /// The Route whose own `XdsSnapshot` holds it (its clusters); `None`: the Gateway's head
-    /// object (the listener, the route table, the issuers' JWKS clusters).
+    /// The Route whose own `XdsSnapshot` holds it (its clusters); `None`: the Gateway's (the
+    /// listener and the issuers' JWKS clusters in its head, the route table in its own object).
     pub route: Option<String>,
 }
 
@@ -103,13 +104,10 @@ pub struct Resource {
 /// `xds::MAX_OBJECT_BYTES`, well under etcd's default request limit of 1.5 MiB.
 pub const MAX_OBJECT_BYTES: usize = 512 * 1024;
 
-/// What the head object keeps for the listener, the JWKS clusters and the object's metadata:
-/// the route table gets the rest of [`MAX_OBJECT_BYTES`].
-const HEAD_RESERVE: usize = 64 * 1024;
-
-/// The most the route table's entries (and their sources) may take: a Route that would take
-/// it past this is `RouteTableFull`, the older Routes keep being served.
-pub const ROUTE_TABLE_BUDGET: usize = MAX_OBJECT_BYTES - HEAD_RESERVE;
+/// The most the route table's entries (and their sources) may take in its object (the rest of
+/// [`MAX_OBJECT_BYTES`] is for its virtual hosts and metadata): a Route that would take it past
+/// this is `RouteTableFull`, the older Routes keep being served.
+pub const ROUTE_TABLE_BUDGET: usize = MAX_OBJECT_BYTES - 16 * 1024;
 
 /// The most one Route's clusters may take (its object's metadata gets the rest).
 pub const ROUTE_OBJECT_BUDGET: usize = MAX_OBJECT_BYTES - 8 * 1024;
