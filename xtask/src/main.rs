@@ -87,7 +87,9 @@ tasks:
   startup-order  record the functions `corbel serve` runs to start and answer webhooks (valgrind)
            into host/link/startup-order.txt, which the linker places together; --check counts how
            many the built binary still has (xtask/src/startup_order.rs says why)
-  crds     write deploy/crds/*.yaml from the controller plugins' Rust types (storage, gateway, identity, api)
+  crds     write deploy/crds/*.yaml from the Rust types that define them: every crate under plugins/ or
+           host/crates/ with an examples/crds.rs (the controller plugins' kinds, the host's Plugin kind);
+           each such crate's tests fail when a committed CRD falls behind its types
 ";
 
 fn root() -> PathBuf {
@@ -648,15 +650,41 @@ fn bench_webhook(extra: &[String]) -> Result<(), String> {
     )
 }
 
-/// Writes the controller plugins' CRDs (`deploy/crds/`) from their types; a test in each plugin fails
-/// when the committed files fall behind.
+/// Folders whose crates may define CRDs: a crate that does has an `examples/crds.rs` writing them.
+const CRD_DIRS: &[&str] = &["plugins", "host/crates"];
+
+/// Writes every CRD under `deploy/crds/` from the Rust types that define it: each crate under
+/// [`CRD_DIRS`] with an `examples/crds.rs` (the controller plugins' kinds, the host's `Plugin`
+/// kind); a test in each such crate fails when the committed files fall behind.
 fn crds() -> Result<(), String> {
-    // Each controller plugin generates the CRDs of its own kinds from its Rust types.
-    for plugin in ["storage", "gateway", "identity", "api"] {
+    let mut generators = Vec::new();
+    for dir in CRD_DIRS {
+        let entries = std::fs::read_dir(root().join(dir))
+            .map_err(|e| format!("failed to list {dir}: {e}"))?;
+        for entry in entries.flatten() {
+            if !entry.path().join("examples/crds.rs").exists() {
+                continue;
+            }
+            let manifest = std::fs::read_to_string(entry.path().join("Cargo.toml"))
+                .map_err(|e| format!("failed to read {}: {e}", entry.path().display()))?;
+            let name = manifest.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("name = ")
+                    .map(|n| n.trim_matches('"').to_owned())
+            });
+            let name =
+                name.ok_or_else(|| format!("{} has no package name", entry.path().display()))?;
+            let folder = format!("{dir}/{}", entry.file_name().to_string_lossy());
+            generators.push((folder, name));
+        }
+    }
+    generators.sort();
+    for (folder, name) in generators {
         step(
-            &format!("writing deploy/crds from plugins/{plugin}/src/api.rs"),
+            &format!("writing deploy/crds from {folder} (its examples/crds.rs)"),
             cargo()
-                .args(["run", "-q", "-p", plugin, "--example", "crds", "--"])
+                // The release profile, as every other task: the one target dir stays shared.
+                .args(["run", "-q", "--release", "-p", &name, "--example", "crds", "--"])
                 .arg(root().join("deploy/crds")),
         )?;
     }
