@@ -58,11 +58,8 @@ impl Reconciler for KindController {
         let (client, resource, name) = (&kind.client, &kind.resource, &kind.name);
         let reconciled = &self.reconciled;
         for owned in &reconciled.owns {
-            let Some((owned_resource, _)) =
-                wait_until_served(client, name, &owned.gvk(), &Wait::default(), None, stop).await
-            else {
-                return None;
-            };
+            let (owned_resource, _) =
+                wait_until_served(client, name, &owned.gvk(), &Wait::default(), None, stop).await?;
             controller = controller.owns_with(
                 Api::<DynamicObject>::all_with(client.clone(), &owned_resource),
                 owned_resource,
@@ -70,7 +67,7 @@ impl Reconciler for KindController {
             );
         }
         for watch in &reconciled.watches {
-            let Some((watched, _)) = wait_until_served(
+            let (watched, _) = wait_until_served(
                 client,
                 name,
                 &watch.kind_ref().gvk(),
@@ -78,10 +75,7 @@ impl Reconciler for KindController {
                 None,
                 stop,
             )
-            .await
-            else {
-                return None;
-            };
+            .await?;
             let watched_api = Api::<DynamicObject>::all_with(client.clone(), &watched);
             let changes = changes::watch(watched_api, watch.status_fields.clone());
             let parent = resource.clone();

@@ -104,7 +104,7 @@ pub struct PluginStatus {
 impl PluginSpec {
     /// The spec of a Plugin object, or what is wrong with it.
     pub fn parse(spec: &Value) -> Result<PluginSpec, String> {
-        if !spec["reference"].as_str().is_some_and(|r| !r.is_empty()) {
+        if spec["reference"].as_str().is_none_or(str::is_empty) {
             return Err(
                 "spec.reference is required: oci://host/repository:tag or @sha256:digest".into(),
             );
