@@ -405,12 +405,9 @@ async fn without_one_generated_rule_readyz_says_which_permission_is_missing() {
     .await;
 }
 
-/// The same for the controller's own kind: today its refused list is only logged (WARN
-/// `controller error … forbidden`), and `/readyz` stays 200. Left for the reconcile crate's
-/// controller loop (issue 11 is rewriting it): report a 403 from the watch of a reconciled, owned
-/// or watched kind as a problem `controller/NAME` until a list succeeds.
+/// The same for the controller's own kind: the loop waits until it can list it, and meanwhile
+/// `/readyz` names the problem `controller/NAME` (not only a WARN in the log).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a refused list of a controller's kind does not reach /readyz yet (see the doc comment)"]
 async fn without_listing_its_kind_a_controller_is_not_ready() {
     let world = World::start().await;
     not_ready_saying(&world, "no-probes-token", &["probes", "forbidden", "list"]).await;

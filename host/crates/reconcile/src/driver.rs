@@ -131,7 +131,7 @@ pub(crate) struct Wait {
     /// For a kind this replica must be able to list: the loop also waits until it can, and a
     /// refusal (403) is a readiness problem under this key, with this message, until it is fixed.
     /// Without it, a refused list is kube-runtime's to retry (and log) once the loop runs.
-    pub forbidden: Option<(&'static str, &'static str)>,
+    pub forbidden: Option<(String, String)>,
 }
 
 /// One kind as the API serves it, and what every reconcile of it shares: the API, status
@@ -348,7 +348,7 @@ pub(crate) async fn wait_until_served(
     let mut warned = false;
     loop {
         let attempt = match kube::discovery::pinned_kind(client, gvk).await {
-            Ok((resource, capabilities)) => match wait.forbidden {
+            Ok((resource, capabilities)) => match &wait.forbidden {
                 None => Ok((resource, capabilities.scope)),
                 Some(_) => Api::<DynamicObject>::all_with(client.clone(), &resource)
                     .list(&ListParams::default().limit(1))
@@ -359,7 +359,7 @@ pub(crate) async fn wait_until_served(
         };
         let why = attempt.as_ref().err().map(unserved);
         let forbidden = why == Some(Unserved::Forbidden);
-        if let (Some((key, message)), Some(health)) = (wait.forbidden, health) {
+        if let (Some((key, message)), Some(health)) = (&wait.forbidden, health) {
             // A refused list is a misconfiguration: readiness says so until it is fixed.
             let problem = match &attempt {
                 Err(e) if forbidden => Some(format!("{message}: {e}")),
@@ -376,7 +376,7 @@ pub(crate) async fn wait_until_served(
             }
             Err(e) if !warned => {
                 warned = true;
-                match (why, wait.forbidden, wait.unserved_hint) {
+                match (why, &wait.forbidden, wait.unserved_hint) {
                     (Some(Unserved::Forbidden), Some((_, message)), _) => {
                         tracing::error!(controller, kind = %kind, error = %e, "{message}")
                     }

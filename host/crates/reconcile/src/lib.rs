@@ -181,7 +181,20 @@ pub async fn run_all(
                 gvk: reconciled.kind_ref().gvk(),
                 finalizer: format!("corbel.dev/{name}"),
                 concurrency: controller.concurrency,
-                wait: driver::Wait::default(),
+                // A controller's own kind must be listable: a refusal (403) is a readiness
+                // problem until the RBAC allows it, not only a log line (issue 18, bug 3).
+                wait: driver::Wait {
+                    unserved_hint: None,
+                    forbidden: Some((
+                        format!("controller/{name}"),
+                        format!(
+                            "listing {} objects is forbidden: Corbel's service account needs \
+                             list, watch and patch on the kind and patch on its status \
+                             (corbel kubernetes rbac prints the RBAC)",
+                            reconciled.kind
+                        ),
+                    )),
+                },
                 name: name.clone(),
             };
             let reconciler = controller::KindController {

@@ -168,7 +168,7 @@ pub async fn run(
             unserved_hint: Some(
                 "apply deploy/crds/plugins.corbel.dev.yaml to manage bindings through the API",
             ),
-            forbidden: Some(("plugins", FORBIDDEN)),
+            forbidden: Some(("plugins".into(), FORBIDDEN.into())),
         },
     };
     driver::run(plugins.clone(), spec, client, health, stop).await;
