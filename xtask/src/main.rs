@@ -684,7 +684,16 @@ fn crds() -> Result<(), String> {
             &format!("writing deploy/crds from {folder} (its examples/crds.rs)"),
             cargo()
                 // The release profile, as every other task: the one target dir stays shared.
-                .args(["run", "-q", "--release", "-p", &name, "--example", "crds", "--"])
+                .args([
+                    "run",
+                    "-q",
+                    "--release",
+                    "-p",
+                    &name,
+                    "--example",
+                    "crds",
+                    "--",
+                ])
                 .arg(root().join("deploy/crds")),
         )?;
     }
