@@ -329,6 +329,51 @@ pub fn needs(
             .or_default()
             .extend(["patch"]);
     }
+    if config.bindings.iter().any(|b| b.audit.is_some()) {
+        // A binding's background audit (docs/audit.md), run by the holder of `{lease}-audit`: it
+        // lists the kinds its rules match in pages (and the namespaces its namespaceSelector
+        // picks), then keeps one OpenReports report per resource by server-side apply, deleting
+        // those whose resource is gone. A subresource in a rule is audited as its parent kind.
+        for binding in config.bindings.iter().filter(|b| b.audit.is_some()) {
+            for rule in &binding.rules {
+                for group in &rule.api_groups {
+                    for resource in &rule.resources {
+                        let plural = resource.split('/').next().unwrap_or(resource);
+                        needs
+                            .cluster
+                            .entry((group.clone(), plural.to_owned()))
+                            .or_default()
+                            .insert("list");
+                    }
+                }
+            }
+            if binding.namespace_selector.is_some() {
+                needs
+                    .cluster
+                    .entry((String::new(), "namespaces".into()))
+                    .or_default()
+                    .insert("list");
+            }
+        }
+        for reports in ["reports", "clusterreports"] {
+            needs
+                .cluster
+                .entry(("openreports.io".into(), reports.into()))
+                .or_default()
+                .extend(["get", "list", "create", "patch", "delete"]);
+        }
+        if let Some(election) = config.leader_election() {
+            let lease = format!("{}-audit", election.lease_name);
+            needs.named(namespace, "coordination.k8s.io", "leases", &[], &["create"]);
+            needs.named(
+                namespace,
+                "coordination.k8s.io",
+                "leases",
+                &[lease.as_str()],
+                &["get", "update", "patch"],
+            );
+        }
+    }
     if !controllers.is_empty() || config.kubernetes.is_some() {
         // The Plugin kind: the host installs what Plugin objects name and reports it in their
         // status; after an install it reads the Plugin again (`get`: deleted meanwhile?).

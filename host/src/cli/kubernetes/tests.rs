@@ -340,3 +340,54 @@ fn a_manifest_that_holds_secrets_needs_patch_on_the_secrets_it_is_granted() {
         .unwrap();
     assert_eq!(vault, ["get", "patch"]);
 }
+
+/// A binding with `audit:` lists what its rules match (a subresource as its parent, the
+/// namespaces of its namespaceSelector), keeps OpenReports reports and holds the `-audit` Lease
+/// (issue 18: the generated RBAC covers the background audit).
+#[test]
+fn an_audited_binding_needs_lists_of_its_kinds_reports_and_the_audit_lease() {
+    let config = config(
+        r#"
+bindings:
+  - name: audited
+    plugin: p.wasm
+    mode: validate
+    audit: {}
+    namespaceSelector: {matchLabels: {team: a}}
+    rules: [{operations: [CREATE], apiGroups: ["", apps], apiVersions: [v1], resources: [configmaps, deployments/status]}]
+  - name: not-audited
+    plugin: p.wasm
+    mode: validate
+    rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [secrets]}]
+"#,
+    );
+    let needs = needs(&config, &[], "corbel");
+    let verbs = |group: &str, resource: &str| -> Vec<&str> {
+        needs
+            .cluster
+            .get(&(group.to_owned(), resource.to_owned()))
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(verbs("", "configmaps"), ["list"]);
+    assert_eq!(verbs("apps", "deployments"), ["list"]);
+    assert_eq!(verbs("", "namespaces"), ["list"]);
+    assert!(
+        verbs("", "secrets").is_empty(),
+        "only audited bindings' kinds"
+    );
+    for reports in ["reports", "clusterreports"] {
+        assert_eq!(
+            verbs("openreports.io", reports),
+            ["create", "delete", "get", "list", "patch"]
+        );
+    }
+    let leases = &needs.namespaced["corbel"];
+    let audit_lease = leases
+        .iter()
+        .find(|((_, resource, names), _)| {
+            resource == "leases" && names == &["corbel-controllers-audit"]
+        })
+        .map(|(_, verbs)| verbs.iter().copied().collect::<Vec<_>>());
+    assert_eq!(audit_lease, Some(vec!["get", "patch", "update"]));
+}
