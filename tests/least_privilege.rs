@@ -22,10 +22,11 @@ use serde_json::{Value, json};
 const CORBEL: &str = "system:serviceaccount:corbel:corbel";
 
 /// Accounts bound to all of the generated rules but one: (account, what its rules leave out).
-const SHORT: [(&str, &str); 3] = [
+const SHORT: [(&str, &str); 4] = [
     ("no-lease", "leases"),
     ("no-plugins", "plugins"),
     ("no-probes", "probes"),
+    ("no-configmaps", "configmaps"),
 ];
 
 /// The replica's configuration: a controller that reads a Secret, writes ConfigMaps and records
@@ -405,10 +406,17 @@ async fn without_one_generated_rule_readyz_says_which_permission_is_missing() {
     .await;
 }
 
-/// The same for the controller's own kind: the loop waits until it can list it, and meanwhile
-/// `/readyz` names the problem `controller/NAME` (not only a WARN in the log).
+/// The same for the controller's own kind and a kind it owns: the loop waits until it can list
+/// them, and meanwhile `/readyz` names the problem `controller/NAME[/KIND]` (not only a WARN).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_listing_its_kind_a_controller_is_not_ready() {
     let world = World::start().await;
     not_ready_saying(&world, "no-probes-token", &["probes", "forbidden", "list"]).await;
+    // And for a kind it owns (the probe controller's ConfigMaps).
+    not_ready_saying(
+        &world,
+        "no-configmaps-token",
+        &["controller/probe/ConfigMap", "configmaps", "forbidden"],
+    )
+    .await;
 }

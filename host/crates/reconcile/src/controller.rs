@@ -57,9 +57,29 @@ impl Reconciler for KindController {
     ) -> Option<Controller<DynamicObject>> {
         let (client, resource, name) = (&kind.client, &kind.resource, &kind.name);
         let reconciled = &self.reconciled;
+        // An owned or watched kind the RBAC does not let it list is a readiness problem under
+        // `controller/NAME/KIND` until it does, as the reconciled kind's is (issue 18, bug 3).
+        let listable = |other: &str, how: &str| Wait {
+            unserved_hint: None,
+            forbidden: Some((
+                format!("controller/{name}/{other}"),
+                format!(
+                    "listing {other} objects (which controller {name} {how}) is forbidden: \
+                     Corbel's service account needs list and watch on the kind (corbel \
+                     kubernetes rbac prints the RBAC)"
+                ),
+            )),
+        };
         for owned in &reconciled.owns {
-            let (owned_resource, _) =
-                wait_until_served(client, name, &owned.gvk(), &Wait::default(), None, stop).await?;
+            let (owned_resource, _) = wait_until_served(
+                client,
+                name,
+                &owned.gvk(),
+                &listable(&owned.kind, "owns"),
+                Some(kind.health()),
+                stop,
+            )
+            .await?;
             controller = controller.owns_with(
                 Api::<DynamicObject>::all_with(client.clone(), &owned_resource),
                 owned_resource,
@@ -71,8 +91,8 @@ impl Reconciler for KindController {
                 client,
                 name,
                 &watch.kind_ref().gvk(),
-                &Wait::default(),
-                None,
+                &listable(&watch.kind, "watches"),
+                Some(kind.health()),
                 stop,
             )
             .await?;

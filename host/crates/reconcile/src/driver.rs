@@ -150,6 +150,11 @@ pub(crate) struct Kind {
 }
 
 impl Kind {
+    /// Readiness and metrics, for what a reconciler waits on before its loop runs.
+    pub(crate) fn health(&self) -> &Health {
+        &self.health
+    }
+
     /// The API of `object`'s namespace (all of the kind's for a cluster-scoped kind).
     pub(crate) fn api_for(&self, object: &DynamicObject) -> Api<DynamicObject> {
         match (self.scope == Scope::Namespaced, object.namespace()) {
