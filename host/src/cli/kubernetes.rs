@@ -229,6 +229,19 @@ impl Needs {
             .or_default()
             .extend(verbs);
     }
+
+    /// A Lease held in Corbel's namespace: `create` (RBAC knows no name before the object
+    /// exists), then `get update patch` on that Lease by name.
+    fn lease(&mut self, namespace: &str, name: &str) {
+        self.named(namespace, "coordination.k8s.io", "leases", &[], &["create"]);
+        self.named(
+            namespace,
+            "coordination.k8s.io",
+            "leases",
+            &[name],
+            &["get", "update", "patch"],
+        );
+    }
 }
 
 fn plural(kind: &KindRef) -> (String, String) {
@@ -302,16 +315,7 @@ pub fn needs(
             .or_default()
             .extend(["create", "patch"]);
         if let Some(election) = config.leader_election() {
-            let lease = election.lease_name;
-            // `create` cannot be limited by name: RBAC knows no name before the object exists.
-            needs.named(namespace, "coordination.k8s.io", "leases", &[], &["create"]);
-            needs.named(
-                namespace,
-                "coordination.k8s.io",
-                "leases",
-                &[lease.as_str()],
-                &["get", "update", "patch"],
-            );
+            needs.lease(namespace, &election.lease_name);
         }
     }
     if config.xds.is_some() {
@@ -363,15 +367,7 @@ pub fn needs(
                 .extend(["get", "list", "create", "patch", "delete"]);
         }
         if let Some(election) = config.leader_election() {
-            let lease = format!("{}-audit", election.lease_name);
-            needs.named(namespace, "coordination.k8s.io", "leases", &[], &["create"]);
-            needs.named(
-                namespace,
-                "coordination.k8s.io",
-                "leases",
-                &[lease.as_str()],
-                &["get", "update", "patch"],
-            );
+            needs.lease(namespace, &format!("{}-audit", election.lease_name));
         }
     }
     if !controllers.is_empty() || config.kubernetes.is_some() {
@@ -389,15 +385,7 @@ pub fn needs(
             .extend(["get", "patch"]);
         if let Some(election) = config.leader_election() {
             // With several replicas, the holder of this Lease writes the Plugins' status.
-            let lease = format!("{}-plugins", election.lease_name);
-            needs.named(namespace, "coordination.k8s.io", "leases", &[], &["create"]);
-            needs.named(
-                namespace,
-                "coordination.k8s.io",
-                "leases",
-                &[lease.as_str()],
-                &["get", "update", "patch"],
-            );
+            needs.lease(namespace, &format!("{}-plugins", election.lease_name));
         }
     }
     needs
