@@ -344,13 +344,25 @@ async fn a_replica_with_only_the_generated_rbac_reconciles_elects_installs_and_r
         },
     )
     .await;
-    let (code, body) = replica
-        .post("/validate/demo", &review("configmap-unlabelled"))
-        .await;
+    // `Ready` may have been written by the API's own process, which serves the Plugin kind under
+    // a Lease of its own: the replica installs the same Plugin on its own watch, a moment later.
+    let body = eventually(
+        "the replica serves the Plugin's binding",
+        Duration::from_secs(30),
+        context,
+        async || {
+            let (code, body) = replica
+                .post("/validate/demo", &review("configmap-unlabelled"))
+                .await;
+            (code != 404).then_some((code, body))
+        },
+    )
+    .await;
     assert_eq!(
-        (code, &body["response"]["allowed"]),
+        (body.0, &body.1["response"]["allowed"]),
         (200, &json!(false)),
-        "{body}"
+        "{}",
+        body.1
     );
 
     let (code, body) = replica.get_text("/readyz").await;
