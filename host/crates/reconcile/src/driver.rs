@@ -123,7 +123,6 @@ pub(crate) struct Spec {
 }
 
 /// How [`run`] waits for its kind.
-#[derive(Default)]
 pub(crate) struct Wait {
     /// For an optional kind: said once at INFO while it is not served. Without it the kind is one
     /// a controller needs, and the wait is a WARN.
