@@ -44,3 +44,12 @@ pub fn json_type(value: &Value) -> &'static str {
         Value::Object(_) => "object",
     }
 }
+
+/// [`json_type`] with its article, for prose: "a string", "an object", "null".
+pub fn json_type_with_article(value: &Value) -> String {
+    match json_type(value) {
+        "null" => "null".to_string(),
+        name @ ("array" | "object") => format!("an {name}"),
+        name => format!("a {name}"),
+    }
+}

@@ -11,6 +11,7 @@ use kube_core::admission::AdmissionResponse;
 use serde_json::{Value, json};
 
 use crate::Request;
+use crate::patch::json_type_with_article;
 
 /// Why a raw body cannot be evaluated; the message says what to send instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +47,7 @@ pub fn request(body: &[u8]) -> Result<Request, RawError> {
         Some(other) => {
             return Err(RawError(format!(
                 "`request` must be a JSON object (the document to evaluate), not {}",
-                type_name(&other)
+                json_type_with_article(&other)
             )));
         }
     };
@@ -78,17 +79,6 @@ pub fn request(body: &[u8]) -> Result<Request, RawError> {
             "the document cannot be evaluated: {e} (a `metadata` member, if any, must be Kubernetes ObjectMeta)"
         ))
     })
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The raw answer: `{"response": {"uid", "allowed", "status": {...}, "warnings": [...]}}`, with
@@ -138,7 +128,11 @@ mod tests {
             (&b"not json"[..], "not JSON"),
             (b"[1]", "not a JSON object"),
             (b"{}", "has no `request`"),
-            (br#"{"request": 3}"#, "must be a JSON object"),
+            (
+                br#"{"request": 3}"#,
+                "must be a JSON object (the document to evaluate), not a number",
+            ),
+            (br#"{"request": [3]}"#, "not an array"),
             (br#"{"request": {"metadata": 7}}"#, "ObjectMeta"),
         ] {
             let error = request(body).unwrap_err().to_string();
