@@ -40,7 +40,8 @@ use kube::runtime::watcher::{self, Event};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-/// The CRD, as committed under `deploy/crds/`.
+/// The CRD, as committed under `deploy/crds/`: generated from [`corbel_xds::api`] by
+/// `cargo xtask crds`.
 pub const CRD: &str = include_str!("../../deploy/crds/xdssnapshots.xds.corbel.dev.yaml");
 
 /// The field manager of the status the room writes.

@@ -88,7 +88,8 @@ tasks:
            into host/link/startup-order.txt, which the linker places together; --check counts how
            many the built binary still has (xtask/src/startup_order.rs says why)
   crds     write deploy/crds/*.yaml from the Rust types that define them: every crate under plugins/ or
-           host/crates/ with an examples/crds.rs (the controller plugins' kinds, the host's Plugin kind);
+           host/crates/ with an examples/crds.rs (the controller plugins' kinds, the host's Plugin and
+           XdsSnapshot kinds);
            each such crate's tests fail when a committed CRD falls behind its types
 ";
 
@@ -655,7 +656,7 @@ const CRD_DIRS: &[&str] = &["plugins", "host/crates"];
 
 /// Writes every CRD under `deploy/crds/` from the Rust types that define it: each crate under
 /// [`CRD_DIRS`] with an `examples/crds.rs` (the controller plugins' kinds, the host's `Plugin`
-/// kind); a test in each such crate fails when the committed files fall behind.
+/// and `XdsSnapshot` kinds); a test in each such crate fails when the committed files fall behind.
 fn crds() -> Result<(), String> {
     let mut generators = Vec::new();
     for dir in CRD_DIRS {

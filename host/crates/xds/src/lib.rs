@@ -11,7 +11,9 @@
 //!   so a publisher can split its resources over several objects, each small, and a change
 //!   rewrites only the objects that changed; a name published twice is reported, not merged.
 //! - [`server`]: the ADS service; ACKs and NACKs come out as [`Report`]s for whoever published.
+//! - [`api`]: the `XdsSnapshot` kind's types, which its CRD is generated from.
 
+pub mod api;
 pub mod convert;
 pub mod server;
 mod snapshot;
