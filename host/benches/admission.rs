@@ -49,12 +49,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use corbel::admission::bindings::{BindingSet, Entry};
-use corbel::admission::{
-    self, AdmissionReview, Binding, Mode, Policy, PolicyFuture, Request, Verdict,
-};
+use corbel::admission::{self, Binding, Mode, Policy, PolicyFuture, Request, Verdict};
 use corbel::runtime::bindings::latest as wit;
 use corbel::runtime::{Call, Limits, LogContext, Runtime, RuntimeConfig};
-use kube_core::DynamicObject;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 
@@ -557,10 +554,8 @@ fn make_client(tls: &rustls::ClientConfig) -> anyhow::Result<reqwest::Client> {
 fn fixture(root: &Path, path: &str) -> anyhow::Result<(Bytes, Request)> {
     let bytes = std::fs::read(root.join(path))
         .map_err(|e| anyhow::anyhow!("failed to read {path}: {e}"))?;
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(&bytes)?;
-    let request: Request = review
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("{path} has no request"))?;
+    let request: Request =
+        admission::parse_review(&bytes).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
     Ok((Bytes::from(bytes), request))
 }
 

@@ -27,9 +27,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use corbel::admission::{self, AdmissionReview, Binding, Mode, Request};
+use corbel::admission::{self, Binding, Mode, Request};
 use corbel::runtime::{Limits, LogContext, Runtime, RuntimeConfig};
-use kube_core::DynamicObject;
 use wasmtime::component::Component;
 
 const LANGUAGES: &[(&str, &str)] = &[
@@ -47,8 +46,7 @@ fn root() -> PathBuf {
 fn request() -> Request {
     let text = std::fs::read_to_string(root().join("tests/data/reviews/configmap-labelled.json"))
         .expect("the request fixture");
-    let review: AdmissionReview<DynamicObject> = serde_json::from_str(&text).unwrap();
-    review.try_into().unwrap()
+    admission::parse_review(text.as_bytes()).unwrap()
 }
 
 /// Minor page faults of this process so far (field 10 of `/proc/self/stat`).

@@ -14,12 +14,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use kube_core::DynamicObject;
 
 use crate::admission::bindings::BindingSet;
-use crate::admission::{self, AdmissionReview, Binding, Mode};
+use crate::admission::{self, Binding, Mode};
 use crate::api::{self, AppState};
 use crate::config::{Config, RegistryConfig, parse_quantity};
 use crate::registry::plugins::Loader;
@@ -775,17 +774,8 @@ async fn eval(
         std::fs::read_to_string(&request)
             .with_context(|| format!("failed to read the AdmissionReview {request}"))?
     };
-    let review: AdmissionReview<DynamicObject> = serde_json::from_str(&text)
-        .with_context(|| format!("{request} is not an AdmissionReview"))?;
-    if review.types.api_version != "admission.k8s.io/v1" {
-        bail!(
-            "{request}: apiVersion is {:?}; Corbel reads admission.k8s.io/v1",
-            review.types.api_version
-        );
-    }
-    let request: admission::Request = review
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("{request}: the AdmissionReview has no request"))?;
+    let request = admission::parse_review(text.as_bytes())
+        .with_context(|| format!("{request} is not an AdmissionReview Corbel reads"))?;
     let settings: serde_json::Value = match settings.strip_prefix('@') {
         Some(file) => {
             let text = std::fs::read_to_string(file)

@@ -24,11 +24,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use kube_core::DynamicObject;
 use serde_json::json;
 
 use crate::admission::bindings::{BindingSet, Entry, SharedBindings};
-use crate::admission::{self, AdmissionReview, Mode};
+use crate::admission::{self, Mode};
 use crate::telemetry::Health;
 
 pub use server::serve;
@@ -188,35 +187,23 @@ async fn webhook(
         Ok(body) => body,
         Err(response) => return response,
     };
-    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&body) {
-        Ok(review) => review,
-        Err(e) => {
+    let request = match admission::parse_review(&body) {
+        Ok(request) => request,
+        Err(e @ admission::ReviewError::Version { .. }) => {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                format!("{e}: set admissionReviewVersions: [v1] in the webhook configuration"),
+            );
+        }
+        Err(admission::ReviewError::NotAReview(e)) => {
             return status(
                 StatusCode::BAD_REQUEST,
                 "BadRequest",
                 format!("the body is not an AdmissionReview: {e}"),
             );
         }
-    };
-    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
-        return status(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            format!(
-                "expected apiVersion admission.k8s.io/v1 and kind AdmissionReview, got {:?} {:?}: set admissionReviewVersions: [v1] in the webhook configuration",
-                review.types.api_version, review.types.kind
-            ),
-        );
-    }
-    let request: admission::Request = match review.try_into() {
-        Ok(request) => request,
-        Err(_) => {
-            return status(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "the AdmissionReview has no request",
-            );
-        }
+        Err(e) => return status(StatusCode::BAD_REQUEST, "BadRequest", e.to_string()),
     };
 
     match admit(&state, &name, mode, "", &request).await {

@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use kube_core::DynamicObject;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::admission::{self, AdmissionReview, Binding, BindingError, Mode};
+use crate::admission::{self, Binding, BindingError, Mode};
 use crate::config::RegistryConfig;
 use crate::registry::plugins::Loader;
 use crate::runtime::{Plugin, Runtime, RuntimeConfig};
@@ -224,17 +223,8 @@ fn prepare(file: &Path) -> anyhow::Result<(Case, admission::Request)> {
 
 /// Reads an AdmissionReview v1, as `corbel eval` and the server do.
 fn request_of(review: Value) -> anyhow::Result<admission::Request> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_value(review).context("`request` is not an AdmissionReview")?;
-    if review.types.api_version != "admission.k8s.io/v1" {
-        bail!(
-            "the request's apiVersion is {:?}; Corbel reads admission.k8s.io/v1",
-            review.types.api_version
-        );
-    }
-    review
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("the AdmissionReview has no `request`"))
+    admission::parse_review(review.to_string().as_bytes())
+        .context("`request` is not an AdmissionReview Corbel reads")
 }
 
 async fn check(

@@ -7,13 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use kube_core::DynamicObject;
 use serde_json::Value;
 
 use crate::admission::config::RecordConfig;
 use crate::admission::record::{CaseWriter, Written};
 use crate::admission::trace::Collected;
-use crate::admission::{self, AdmissionReview, Binding, EvaluationError, Mode, Verdict};
+use crate::admission::{self, Binding, EvaluationError, Mode, Verdict};
 use crate::config::RegistryConfig;
 use crate::registry::plugins::Loader;
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -156,17 +155,7 @@ fn parse_settings(settings: &str) -> anyhow::Result<Value> {
 }
 
 fn request_of(review: Value) -> anyhow::Result<admission::Request> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_value(review).context("not an AdmissionReview")?;
-    if review.types.api_version != "admission.k8s.io/v1" {
-        bail!(
-            "apiVersion is {:?}; Corbel reads admission.k8s.io/v1",
-            review.types.api_version
-        );
-    }
-    review
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("the AdmissionReview has no request"))
+    Ok(admission::parse_review(review.to_string().as_bytes())?)
 }
 
 /// `corbel eval --trace`: what the plugin said, then the verdict, on standard error (standard

@@ -12,13 +12,13 @@ pub mod config;
 mod patch;
 pub mod raw;
 pub mod record;
+pub mod review;
 pub mod shadow;
 pub mod trace;
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use kube_core::DynamicObject;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -28,9 +28,11 @@ use corbel_runtime::{Call, Limits, LogContext, Plugin, SandboxError};
 
 pub use kube_core::admission::AdmissionReview;
 pub use patch::json_type;
+pub use review::{Object, ReviewError, parse_review};
 
-/// An admission request as the API server sends it.
-pub type Request = AdmissionRequest<DynamicObject>;
+/// An admission request as the API server sends it, its objects kept as the JSON text they came
+/// in ([`Object`]; why, in [`review`]).
+pub type Request = AdmissionRequest<Object>;
 
 /// The longest denial message a plugin may return.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 10;
@@ -291,8 +293,6 @@ pub enum EvaluationError {
     Plugin(String),
     #[error("returned malformed output: {0}")]
     Malformed(String),
-    #[error("cannot evaluate the request: {0}")]
-    Request(String),
 }
 
 impl EvaluationError {
@@ -305,7 +305,6 @@ impl EvaluationError {
             EvaluationError::Sandbox(SandboxError::Busy(..)) => "busy",
             EvaluationError::Plugin(_) => "plugin_error",
             EvaluationError::Malformed(_) => "malformed_output",
-            EvaluationError::Request(_) => "bad_request",
         }
     }
 }
@@ -345,7 +344,7 @@ async fn run(
         Mode::Validate => Call::Validate,
         Mode::Mutate => Call::Mutate,
     };
-    let input = to_wit(request)?;
+    let input = to_wit(request);
     let output = binding
         .plugin
         .admit(
@@ -603,16 +602,9 @@ pub fn review_json(response: AdmissionResponse) -> Vec<u8> {
     serde_json::to_vec(&review).expect("a JSON value always serializes")
 }
 
-fn to_wit(request: &Request) -> Result<wit::AdmissionRequest, EvaluationError> {
-    let json = |what: &str, value: Option<&DynamicObject>| {
-        value
-            .map(|v| {
-                serde_json::to_string(v).map_err(|e| {
-                    EvaluationError::Request(format!("the {what} does not serialize: {e}"))
-                })
-            })
-            .transpose()
-    };
+fn to_wit(request: &Request) -> wit::AdmissionRequest {
+    // The objects' text as it came: nothing to serialise.
+    let json = |value: Option<&Object>| value.map(|v| v.json().into_owned());
     let gvk = |g: &kube_core::GroupVersionKind| wit::GroupVersionKind {
         group: g.group.clone(),
         version: g.version.clone(),
@@ -624,7 +616,7 @@ fn to_wit(request: &Request) -> Result<wit::AdmissionRequest, EvaluationError> {
         resource: g.resource.clone(),
     };
     let user = &request.user_info;
-    Ok(wit::AdmissionRequest {
+    wit::AdmissionRequest {
         uid: request.uid.clone(),
         kind: gvk(&request.kind),
         resource: gvr(&request.resource),
@@ -640,8 +632,8 @@ fn to_wit(request: &Request) -> Result<wit::AdmissionRequest, EvaluationError> {
         },
         namespace: request.namespace.clone().filter(|n| !n.is_empty()),
         name: Some(request.name.clone()).filter(|n| !n.is_empty()),
-        object: json("object", request.object.as_ref())?,
-        old_object: json("oldObject", request.old_object.as_ref())?,
+        object: json(request.object.as_ref()),
+        old_object: json(request.old_object.as_ref()),
         user_info: wit::UserInfo {
             username: user.username.clone().unwrap_or_default(),
             uid: user.uid.clone().unwrap_or_default(),
@@ -658,7 +650,7 @@ fn to_wit(request: &Request) -> Result<wit::AdmissionRequest, EvaluationError> {
         },
         dry_run: request.dry_run,
         options: request.options.as_ref().map(|o| o.0.to_string()),
-    })
+    }
 }
 
 /// Checks a plugin's answer, and for mutate bindings turns the changed object into a patch.
@@ -713,9 +705,7 @@ fn check(
                 }
                 Err(e) => return malformed(format!("the changed object is not JSON: {e}")),
             };
-            let original = serde_json::to_value(original)
-                .map_err(|e| EvaluationError::Request(e.to_string()))?;
-            patch::diff(&original, &mutated)?
+            patch::diff(&original.value(), &mutated)?
         }
         _ => None,
     };

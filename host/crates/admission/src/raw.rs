@@ -8,6 +8,7 @@
 //! `{"response": {"uid", "allowed", "status", "warnings"}}` ([`response_json`]).
 
 use kube_core::admission::AdmissionResponse;
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::Request;
@@ -37,7 +38,7 @@ pub fn request(body: &[u8]) -> Result<Request, RawError> {
             return Err(RawError(format!("`uid` must be a string, not {other}")));
         }
     };
-    let document = match body.remove("request") {
+    let mut document = match body.remove("request") {
         Some(Value::Object(document)) => document,
         None | Some(Value::Null) => {
             return Err(RawError(
@@ -51,6 +52,21 @@ pub fn request(body: &[u8]) -> Result<Request, RawError> {
             )));
         }
     };
+    // Policies read labels and names from `metadata`: a document gets an empty one, and one it
+    // has must be Kubernetes ObjectMeta (the request's objects are handed over as their text,
+    // so nothing else would check it).
+    match document.get("metadata") {
+        None => {
+            document.insert("metadata".into(), json!({}));
+        }
+        Some(metadata) => {
+            if let Err(e) = kube_core::ObjectMeta::deserialize(metadata) {
+                return Err(RawError(format!(
+                    "the document cannot be evaluated: {e} (a `metadata` member, if any, must be Kubernetes ObjectMeta)"
+                )));
+            }
+        }
+    }
     let text = |key: &str| document.get(key).and_then(Value::as_str).unwrap_or("");
     let (group, version) = match text("apiVersion").split_once('/') {
         Some((group, version)) => (group, version),
@@ -106,6 +122,11 @@ mod tests {
         let object = serde_json::to_value(request.object.unwrap()).unwrap();
         assert_eq!(object["user"], "alice");
         assert_eq!(object["n"], json!([1, 2]));
+        assert_eq!(
+            object["metadata"],
+            json!({}),
+            "policies read labels from metadata"
+        );
         assert_eq!(request.uid, "");
     }
 

@@ -271,7 +271,7 @@ fn object_name(request: &Request) -> String {
     request
         .object
         .as_ref()
-        .and_then(|o| o.metadata.generate_name.clone())
+        .and_then(|o| kube_core::Resource::meta(o).generate_name.clone())
         .unwrap_or_else(|| "-".into())
 }
 

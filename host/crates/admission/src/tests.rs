@@ -11,10 +11,7 @@ fn request(object: serde_json::Value) -> Request {
             "operation": "CREATE", "userInfo": {"username": "alice"}, "object": object,
         }
     });
-    serde_json::from_value::<AdmissionReview<DynamicObject>>(review)
-        .unwrap()
-        .try_into()
-        .unwrap()
+    parse_review(review.to_string().as_bytes()).unwrap()
 }
 
 fn output(allowed: bool) -> wit::AdmissionResponse {

@@ -395,10 +395,7 @@ async fn evaluate(
 }
 
 /// The AdmissionRequest the API server would send to create `object` (dry run).
-pub fn create_request(
-    resource: &ApiResource,
-    object: DynamicObject,
-) -> AdmissionRequest<DynamicObject> {
+pub fn create_request(resource: &ApiResource, object: DynamicObject) -> corbel_admission::Request {
     let gvk = GroupVersionKind::gvk(&resource.group, &resource.version, &resource.kind);
     let gvr = GroupVersionResource::gvr(&resource.group, &resource.version, &resource.plural);
     let mut request = AdmissionRequest {
@@ -417,7 +414,10 @@ pub fn create_request(
         namespace: object.metadata.namespace.clone(),
         operation: Operation::Create,
         user_info: Default::default(),
-        object: Some(object),
+        object: Some(
+            corbel_admission::Object::from_serialize(&object)
+                .expect("a DynamicObject always serializes (string keys only)"),
+        ),
         old_object: None,
         dry_run: true,
         options: Some(Default::default()),

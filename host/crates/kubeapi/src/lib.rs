@@ -300,14 +300,7 @@ impl KubeApi {
                 {
                     continue;
                 }
-                let request = request(target, user, operation, current.as_ref(), old, name)
-                    .map_err(|e| {
-                        ApiError::new(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            "InternalError",
-                            format!("failed to build the admission request: {e}"),
-                        )
-                    })?;
+                let request = request(target, user, operation, current.as_ref(), old, name);
                 let started = std::time::Instant::now();
                 let (decision, outcome) =
                     corbel_admission::decide(&inline.name, entry, &request).await;
@@ -392,7 +385,7 @@ impl InlineBinding {
 }
 
 /// The AdmissionRequest for a write of the embedded API, as the API server would send it in an
-/// AdmissionReview. Only the objects are converted (from the stored JSON to `DynamicObject`).
+/// AdmissionReview; the objects as their JSON text ([`corbel_admission::Object`]).
 fn request(
     target: &server::Target,
     user: &UserInfo,
@@ -400,10 +393,10 @@ fn request(
     object: Option<&Value>,
     old: Option<&Value>,
     name: &str,
-) -> Result<corbel_admission::Request, serde_json::Error> {
+) -> corbel_admission::Request {
+    use corbel_admission::Object;
     use kube_core::admission::{AdmissionRequest, Operation};
-    use kube_core::{DynamicObject, GroupVersionKind, GroupVersionResource, TypeMeta};
-    use serde::Deserialize as _;
+    use kube_core::{GroupVersionKind, GroupVersionResource, TypeMeta};
 
     let kind = &target.kind;
     let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
@@ -413,7 +406,6 @@ fn request(
         "UPDATE" => (Operation::Update, "UpdateOptions"),
         _ => (Operation::Delete, "DeleteOptions"),
     };
-    let dynamic = |value: Option<&Value>| value.map(DynamicObject::deserialize).transpose();
     let mut request = AdmissionRequest {
         types: TypeMeta {
             api_version: "admission.k8s.io/v1".into(),
@@ -431,8 +423,8 @@ fn request(
         operation,
         // k8s-openapi's UserInfo and RawExtension, filled below (this crate does not name them).
         user_info: Default::default(),
-        object: dynamic(object)?,
-        old_object: dynamic(old)?,
+        object: object.map(Object::from_value),
+        old_object: old.map(Object::from_value),
         dry_run: false,
         options: Some(Default::default()),
     };
@@ -442,7 +434,7 @@ fn request(
     if let Some(options) = &mut request.options {
         options.0 = json!({"apiVersion": "meta.k8s.io/v1", "kind": options_kind});
     }
-    Ok(request)
+    request
 }
 
 #[cfg(test)]
@@ -529,7 +521,7 @@ mod tests {
             "metadata": {"name": "w1", "namespace": "team-a", "labels": {"team": "a"}}, "spec": {"size": 3}});
         let old = json!({"apiVersion": "example.com/v1", "kind": "Widget",
             "metadata": {"name": "w1", "namespace": "team-a"}, "spec": {"size": 2}});
-        let request = request(&target, &user, "UPDATE", Some(&object), Some(&old), "w1").unwrap();
+        let request = request(&target, &user, "UPDATE", Some(&object), Some(&old), "w1");
         assert!(!request.uid.is_empty());
         let mut got = serde_json::to_value(&request).unwrap();
         got.as_object_mut().unwrap().remove("uid");
