@@ -12,7 +12,9 @@
 //!    250 ms while waiting), and after.
 //! 2. **Propagation**: a Route's added header is changed S times; for each, the time from the API
 //!    answering the patch to the first request through Envoy that carries the new value (polled
-//!    back to back). p50 and p99.
+//!    back to back). p50 and p99; and the host's Gateway and Route reconciles meanwhile, from its
+//!    `/metrics` (`corbel_reconcile_duration_seconds`: how many a change, how many of them over
+//!    51 ms, i.e. whole translations, and their mean duration).
 //! 3. **Throughput**, 16 connections for T seconds each, in the same run: the upstream directly,
 //!    through Envoy on an open Route, and through Envoy on a Route with JWT (`jwt_authn`), the
 //!    consumer ACL (`rbac`) and a rate limit far above the load (`local_ratelimit`), so the
@@ -40,6 +42,60 @@ fn env(name: &str, default: usize) -> usize {
 
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+/// The host's reconciles of the gateway controller so far, by kind: (count, seconds in all,
+/// count of those that took more than 51.2 ms), from `corbel_reconcile_duration_seconds` on
+/// `/metrics`.
+async fn reconciles(
+    server: &corbel_e2e::Server,
+) -> std::collections::BTreeMap<String, (f64, f64, f64)> {
+    let text = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut by_kind = std::collections::BTreeMap::<String, (f64, f64, f64)>::new();
+    for line in text.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((name, labels)) = series.split_once('{') else {
+            continue;
+        };
+        if !labels.contains("plugin=\"gateway\"") {
+            continue;
+        }
+        let Some(kind) = labels
+            .split(',')
+            .find_map(|l| l.trim_end_matches('}').strip_prefix("kind=\""))
+        else {
+            continue;
+        };
+        let entry = by_kind
+            .entry(kind.trim_end_matches('"').to_string())
+            .or_default();
+        let value: f64 = value.parse().unwrap_or_default();
+        match name {
+            "corbel_reconcile_duration_seconds_count" => {
+                entry.0 += value;
+                entry.2 += value;
+            }
+            "corbel_reconcile_duration_seconds_sum" => entry.1 += value,
+            // Cumulative: those up to 51.2 ms (2^9 x 0.1 ms) are not slow.
+            "corbel_reconcile_duration_seconds_bucket"
+                if labels.contains("le=\"0.0512") || labels.contains("le=\"0.05120") =>
+            {
+                entry.2 -= value;
+            }
+            _ => {}
+        }
+    }
+    by_kind
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -195,6 +251,7 @@ async fn main() {
         )
         .await;
     client.wait_for("/probe", None, 200, &envoy, &setup).await;
+    let before = reconciles(&setup.embedded.server).await;
     let mut samples = Vec::new();
     for i in 1..=changes {
         let value = format!("v{i}");
@@ -226,6 +283,26 @@ async fn main() {
         percentile(&samples, 0.5).as_secs_f64() * 1000.0,
         percentile(&samples, 0.99).as_secs_f64() * 1000.0
     );
+    let after = reconciles(&setup.embedded.server).await;
+    for (kind, (count, seconds, slow)) in &after {
+        let (count_before, seconds_before, slow_before) =
+            before.get(kind).copied().unwrap_or_default();
+        let (count, seconds, slow) = (
+            count - count_before,
+            seconds - seconds_before,
+            slow - slow_before,
+        );
+        println!(
+            "  the host's {kind} reconciles meanwhile: {count:.0} ({:.2} a change; {slow:.0} over 51 ms, {:.2} a change), {:.0} ms each on average (corbel_reconcile_duration_seconds)",
+            count / changes as f64,
+            slow / changes as f64,
+            if count > 0.0 {
+                seconds * 1000.0 / count
+            } else {
+                0.0
+            }
+        );
+    }
 
     // 3. Throughput.
     setup
