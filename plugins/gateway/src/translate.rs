@@ -201,6 +201,14 @@ pub fn translate(inputs: &Inputs) -> Translation {
         .iter()
         .map(|c| (c.name.as_str(), c))
         .collect();
+    // Each Route's grants, in their order: one pass, not one per Route.
+    let mut grants_of: BTreeMap<&str, Vec<&Named<ConsumeRouteSpec>>> = BTreeMap::new();
+    for grant in &inputs.grants {
+        grants_of
+            .entry(grant.spec.route_ref.name.as_str())
+            .or_default()
+            .push(grant);
+    }
     let prefix = prefix(inputs);
     let mut resources = Vec::new();
     let mut clusters = Vec::new();
@@ -211,10 +219,10 @@ pub fn translate(inputs: &Inputs) -> Translation {
     // listener, one HTTP connection manager), and it must fit in the head object.
     let mut table_bytes = 0;
     for (route, endpoints) in served {
-        let grants: Vec<Grant<'_>> = inputs
-            .grants
-            .iter()
-            .filter(|g| g.spec.route_ref.name == route.name)
+        let grants: Vec<Grant<'_>> = grants_of
+            .get(route.name.as_str())
+            .into_iter()
+            .flatten()
             .filter_map(|g| {
                 consumers
                     .get(g.spec.consumer_ref.name.as_str())
