@@ -173,6 +173,12 @@ pub struct GatewayStatus {
     pub published_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish_took_ms: Option<u64>,
+    /// A digest of what the configuration last published was translated from: the Gateway's
+    /// spec, its Routes, Consumers and ConsumeRoutes, the refusals in force, and its
+    /// `XdsSnapshot`s as written. A reconcile that finds the same translates nothing and only
+    /// reads the versions the instances acknowledged (see `reconcile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs_digest: Option<String>,
     /// Routes left out because Envoy refused a configuration holding them; a Route reads its
     /// own entry for its condition, and is tried again once its generation changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

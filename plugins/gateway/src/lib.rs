@@ -21,7 +21,8 @@ pub mod translate;
 
 /// The controller's manifest. The Gateway owns its `XdsSnapshot`s (a head and one per Route; the
 /// host's xDS server serves their union, and writes Envoy's ACKs and NACKs into the head's
-/// status, which reconciles the Gateway again); a change to a Route or Consumer of a Gateway
+/// status, which reconciles the Gateway again: that reconcile finds its inputs as it translated
+/// them, `reconcile::inputs_digest`, and only reads the versions); a change to a Route or Consumer of a Gateway
 /// reconciles the Gateway, which translates again and rewrites the objects that changed. Routes are reconciled for their own status: a ConsumeRoute change reconciles its
 /// Route, whose `status.consumers` then changes, which reconciles the Gateway (ConsumeRoutes
 /// name no Gateway, so this is their path to it). A Gateway change (its spec, its
