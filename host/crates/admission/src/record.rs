@@ -345,8 +345,7 @@ pub fn redact(request: &mut Value, pointers: &[String]) {
         && request
             .pointer("/kind/group")
             .and_then(Value::as_str)
-            .unwrap_or("")
-            == "";
+            .is_none_or(str::is_empty);
     for which in ["object", "oldObject"] {
         let Some(object) = request.get_mut(which).filter(|o| o.is_object()) else {
             continue;
