@@ -201,23 +201,32 @@ fn wait_ready(work: &Path, child: &mut Child, limit: Duration) -> Result<(), Str
     }
 }
 
-/// The requests whose code belongs with the start: what a webhook answers all day.
+/// The requests whose code belongs with the start: what a webhook answers all day, over both
+/// HTTP versions an API server may speak (curl alone would pick HTTP/2; load generators and many
+/// API servers send HTTP/1.1), with objects small and Pod-sized.
 fn exercise() -> Result<(), String> {
     let base = format!("https://127.0.0.1:{PORT}");
     let reviews = root().join("tests/data/reviews");
-    for _ in 0..3 {
-        for path in ["/healthz", "/readyz", "/metrics"] {
-            curl(&[&format!("{base}{path}")])?;
-        }
-        for review in ["configmap-labelled.json", "configmap-unlabelled.json"] {
-            let body = format!("@{}", reviews.join(review).display());
-            curl(&[
-                "-H",
-                "content-type: application/json",
-                "--data-binary",
-                &body,
-                &format!("{base}/validate/require-labels"),
-            ])?;
+    for http in ["--http1.1", "--http2"] {
+        for _ in 0..3 {
+            for path in ["/healthz", "/readyz", "/metrics"] {
+                curl(&[http, &format!("{base}{path}")])?;
+            }
+            for review in [
+                "configmap-labelled.json",
+                "configmap-unlabelled.json",
+                "pod-labelled-3k.json",
+            ] {
+                let body = format!("@{}", reviews.join(review).display());
+                curl(&[
+                    http,
+                    "-H",
+                    "content-type: application/json",
+                    "--data-binary",
+                    &body,
+                    &format!("{base}/validate/require-labels"),
+                ])?;
+            }
         }
     }
     Ok(())
