@@ -26,7 +26,6 @@ use tracing::Instrument;
 use corbel_runtime::bindings::latest as wit;
 use corbel_runtime::{Call, Limits, LogContext, Plugin, SandboxError};
 
-pub use kube_core::admission::AdmissionReview;
 pub use patch::json_type;
 pub use review::{Object, ReviewError, parse_review};
 
