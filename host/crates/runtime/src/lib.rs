@@ -52,6 +52,11 @@ pub struct RuntimeConfig {
     pub max_memory: usize,
 }
 
+/// Set to `1` to write wasmtime's perf map for the plugins' compiled code, so that a profiler
+/// (`perf record -p PID`, then `perf report`) names each guest function; build the plugin
+/// unstripped (`CARGO_PROFILE_PLUGIN_STRIP=false`) for names rather than indices.
+pub const PERF_MAP_ENV: &str = "CORBEL_PERF_MAP";
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
@@ -181,6 +186,11 @@ impl Runtime {
         wasm.epoch_interruption(true)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // `perf record` sees a plugin's functions by name (`/tmp/perf-PID.map`) when asked;
+        // off by default, since the map grows with every compiled plugin.
+        if std::env::var_os(PERF_MAP_ENV).is_some_and(|v| v == "1") {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm)
             .map_err(|e| anyhow::anyhow!("failed to create the wasm engine: {e}"))?;
 
