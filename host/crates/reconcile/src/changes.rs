@@ -14,35 +14,43 @@
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::{reflector, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 /// The watcher of `api`, as the objects whose readable state changed (and those deleted).
+/// Every event reaches `cache` first, then `applied`, so a reconcile it starts lists at least
+/// that change.
 pub fn watch(
     api: Api<DynamicObject>,
     status_fields: Option<Vec<String>>,
+    cache: Writer<DynamicObject>,
+    applied: impl Fn(&watcher::Event<DynamicObject>) + Send + 'static,
 ) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
     let mut seen: HashMap<(Option<String>, String), u64> = HashMap::new();
-    watcher(api, watcher::Config::default())
-        .default_backoff()
-        .filter_map(move |event| {
-            let passed = match event {
-                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
-                    let hash = readable(&object, status_fields.as_deref());
-                    (seen.insert(key(&object), hash) != Some(hash)).then_some(Ok(object))
-                }
-                Ok(watcher::Event::Delete(object)) => {
-                    seen.remove(&key(&object));
-                    Some(Ok(object))
-                }
-                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                Err(e) => Some(Err(e)),
-            };
-            std::future::ready(passed)
-        })
+    reflector(
+        cache,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .inspect_ok(applied)
+    .filter_map(move |event| {
+        let passed = match event {
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                let hash = readable(&object, status_fields.as_deref());
+                (seen.insert(key(&object), hash) != Some(hash)).then_some(Ok(object))
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                seen.remove(&key(&object));
+                Some(Ok(object))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(e) => Some(Err(e)),
+        };
+        std::future::ready(passed)
+    })
 }
 
 fn key(object: &DynamicObject) -> (Option<String>, String) {

@@ -11,10 +11,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use futures::TryStreamExt as _;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::reflector::{ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -22,7 +24,7 @@ use tokio::sync::watch;
 use corbel_runtime::ControllerCallError;
 use corbel_runtime::ReconcileCall;
 use corbel_runtime::bindings::latest;
-use corbel_runtime::capabilities::{CallContext, KindCache, Owner};
+use corbel_runtime::capabilities::{CallContext, KindCache, Owner, WatchedKinds};
 
 use crate::config::BackoffConfig;
 use crate::driver::{Kind, ReconcileFailure, Reconciler, Wait, object_name, wait_until_served};
@@ -33,6 +35,8 @@ pub(crate) struct KindController {
     pub(crate) controller: Arc<LoadedController>,
     pub(crate) reconciled: manifest::Reconciled,
     pub(crate) kinds: Arc<KindCache>,
+    /// The controller plugin's watches, shared by its kinds: they answer its `list` calls.
+    pub(crate) watched: Arc<WatchedKinds>,
     /// The finalizer that holds the Secrets named at the manifest's `holdsSecrets` paths: one
     /// per controller and kind.
     pub(crate) hold_finalizer: String,
@@ -80,11 +84,22 @@ impl Reconciler for KindController {
                 stop,
             )
             .await?;
-            controller = controller.owns_with(
-                Api::<DynamicObject>::all_with(client.clone(), &owned_resource),
-                owned_resource,
-                watcher::Config::default(),
-            );
+            // Whole objects rather than metadata (kube's `owns`): the watch also answers the
+            // plugin's lists of its children (`WatchedKinds`).
+            let cache = Writer::new(owned_resource.clone());
+            self.serve_when_synced(&owned_resource, cache.as_reader());
+            let (watched, gvk) = (self.watched.clone(), owned.gvk());
+            let children = reflector(
+                cache,
+                watcher(
+                    Api::<DynamicObject>::all_with(client.clone(), &owned_resource),
+                    watcher::Config::default(),
+                )
+                .default_backoff(),
+            )
+            .inspect_ok(move |event| watched.saw(&gvk, event))
+            .touched_objects();
+            controller = controller.owns_stream_with(children, owned_resource);
         }
         for watch in &reconciled.watches {
             let (watched, _) = wait_until_served(
@@ -97,7 +112,15 @@ impl Reconciler for KindController {
             )
             .await?;
             let watched_api = Api::<DynamicObject>::all_with(client.clone(), &watched);
-            let changes = changes::watch(watched_api, watch.status_fields.clone());
+            let cache = Writer::new(watched.clone());
+            self.serve_when_synced(&watched, cache.as_reader());
+            let (kinds, gvk) = (self.watched.clone(), watch.kind_ref().gvk());
+            let changes = changes::watch(
+                watched_api,
+                watch.status_fields.clone(),
+                cache,
+                move |event| kinds.saw(&gvk, event),
+            );
             let parent = resource.clone();
             controller = match (&watch.referenced_by, &watch.parent_field) {
                 (Some(path), _) => {
@@ -187,6 +210,17 @@ impl Reconciler for KindController {
 }
 
 impl KindController {
+    /// Lets the plugin's lists of `resource` read `cache` once its first list is complete.
+    fn serve_when_synced(&self, resource: &ApiResource, cache: Store<DynamicObject>) {
+        let (watched, resource) = (self.watched.clone(), resource.clone());
+        tokio::spawn(async move {
+            // An error: the watch stopped before it synced (the controller stopped).
+            if cache.wait_until_ready().await.is_ok() {
+                watched.serve(&resource, cache);
+            }
+        });
+    }
+
     /// Calls the plugin and applies its outcome: status, events, and what happens next.
     async fn call(
         &self,
@@ -210,6 +244,7 @@ impl KindController {
                 namespace: object.namespace(),
             },
             kinds: self.kinds.clone(),
+            watched: self.watched.clone(),
             plugin: controller.name.clone(),
         };
         let result = controller

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 
 use crate::config::{BackoffConfig, ControllerConfig};
 use corbel_registry::plugins::Loader;
-use corbel_runtime::capabilities::{Grants, KindCache};
+use corbel_runtime::capabilities::{Grants, KindCache, WatchedKinds};
 use corbel_runtime::{Limits, LogContext, Plugin, Runtime};
 use corbel_telemetry::Health;
 
@@ -175,6 +175,7 @@ pub async fn run_all(
     let kinds = Arc::new(KindCache::default());
     let mut tasks = Vec::new();
     for controller in controllers {
+        let watched = Arc::new(WatchedKinds::default());
         for reconciled in controller.manifest.reconciles.clone() {
             let name = controller.name.clone();
             let spec = driver::Spec {
@@ -205,6 +206,7 @@ pub async fn run_all(
                 controller: controller.clone(),
                 reconciled,
                 kinds: kinds.clone(),
+                watched: watched.clone(),
                 holding: Default::default(),
             };
             tasks.push(tokio::spawn(driver::run(

@@ -11,6 +11,7 @@ mod grants;
 pub mod http;
 mod resources;
 mod secrets;
+mod watched;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ use std::sync::{Arc, Mutex};
 pub use grants::{
     Grants, GrantsConfig, HttpGrant, KindRef, Requests, ResourceRequests, SecretGrant,
 };
+pub use watched::WatchedKinds;
 
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::discovery::ApiCapabilities;
@@ -31,6 +33,8 @@ pub struct CallContext {
     pub grants: Arc<Grants>,
     pub owner: Owner,
     pub kinds: Arc<KindCache>,
+    /// The controller's synced watches, which answer `list` for the kinds they hold.
+    pub watched: Arc<WatchedKinds>,
     pub plugin: String,
 }
 

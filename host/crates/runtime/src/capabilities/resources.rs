@@ -3,6 +3,8 @@
 //! ownerReference on what a plugin creates and refuses to touch what the object does not own.
 //! A write grant alone reads only those children: a controller granted Secret writes (to deliver
 //! credentials) does not thereby read every Secret; reading others is the `secrets` grant's job.
+//! `list` of a kind the controller watches reads its watch ([`super::WatchedKinds`]), once that
+//! holds the controller's own writes; `get` always asks the API server.
 
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, ListParams, PostParams};
@@ -101,6 +103,16 @@ impl CallContext {
             Api::namespaced_with(self.client.clone(), &namespace, &resource),
             Some(namespace),
         ))
+    }
+
+    /// Lets the next list of the kind wait until the controller's watch holds `written`.
+    fn expect(&self, gvk: &GroupVersionKind, written: &DynamicObject) {
+        self.watched.expect(
+            gvk,
+            written.metadata.namespace.as_deref(),
+            written.metadata.name.as_deref().unwrap_or_default(),
+            written.metadata.resource_version.clone(),
+        );
     }
 
     fn owns(&self, object: &DynamicObject) -> bool {
@@ -225,18 +237,35 @@ impl resources::Host for Sandbox {
         let ctx = self.capabilities("resources")?;
         let gvk = gvk(&kind);
         let any = ctx.check_read(&gvk)?;
-        let (api, _) = ctx.api(&gvk, namespace.as_deref()).await?;
-        let mut params = ListParams::default();
-        if let Some(selector) = &label_selector {
-            params = params.labels(selector);
-        }
-        let mut items = api.list(&params).await.map_err(from_kube)?.items;
+        let (api, namespace) = ctx.api(&gvk, namespace.as_deref()).await?;
+        let watched = ctx
+            .watched
+            .list(&gvk, namespace.as_deref(), label_selector.as_deref())
+            .await;
+        let cached = watched.is_some();
+        let mut items = match watched {
+            Some(items) => items,
+            None => {
+                let mut params = ListParams::default();
+                if let Some(selector) = &label_selector {
+                    params = params.labels(selector);
+                }
+                let list = api.list(&params).await.map_err(from_kube)?;
+                list.items.into_iter().map(std::sync::Arc::new).collect()
+            }
+        };
         if !any {
             items.retain(|object| ctx.owns(object));
         }
         // Sorted, so that a plugin that copies a list into status does not flap.
         items.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-        Ok(items.iter().map(to_json).collect())
+        Ok(items
+            .iter()
+            .map(|object| match cached {
+                true => ctx.watched.json(&gvk, object),
+                false => to_json(object),
+            })
+            .collect())
     }
 
     async fn create(&mut self, object: String) -> Result<String> {
@@ -251,6 +280,7 @@ impl resources::Host for Sandbox {
             .create(&PostParams::default(), &dynamic(object)?)
             .await
             .map_err(from_kube)?;
+        ctx.expect(&gvk, &created);
         Ok(to_json(&created))
     }
 
@@ -277,6 +307,7 @@ impl resources::Host for Sandbox {
             .replace(&name, &PostParams::default(), &dynamic(object)?)
             .await
             .map_err(from_kube)?;
+        ctx.expect(&gvk, &replaced);
         Ok(to_json(&replaced))
     }
 
@@ -297,7 +328,15 @@ impl resources::Host for Sandbox {
             return Err(ctx.not_a_child(&gvk, &name));
         }
         match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => Ok(true),
+            Ok(either::Either::Left(finalizing)) => {
+                ctx.expect(&gvk, &finalizing);
+                Ok(true)
+            }
+            Ok(either::Either::Right(_)) => {
+                let namespace = current.metadata.namespace.as_deref();
+                ctx.watched.expect(&gvk, namespace, &name, None);
+                Ok(true)
+            }
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
             Err(e) => Err(from_kube(e)),
         }
