@@ -70,12 +70,12 @@ impl Cluster for HostCluster {
         resources::get(&gvk(kind), None, name)
     }
 
-    fn list(&self, kind: &str) -> Result<Vec<Value>, CapabilityError> {
-        resources::list(&gvk(kind), None, None)
+    fn list(&self, kind: &str) -> Result<Vec<String>, CapabilityError> {
+        resources::list_json(&gvk(kind), None, None)
     }
 
-    fn list_labelled(&self, kind: &str, selector: &str) -> Result<Vec<Value>, CapabilityError> {
-        resources::list(&gvk(kind), None, Some(selector))
+    fn list_labelled(&self, kind: &str, selector: &str) -> Result<Vec<String>, CapabilityError> {
+        resources::list_json(&gvk(kind), None, Some(selector))
     }
 
     fn create(&self, object: &Value) -> Result<Value, CapabilityError> {

@@ -139,6 +139,26 @@ pub mod resources {
         }
     }
 
+    /// [`list`], each object as its JSON text: parse it into a type of your own to read only
+    /// the fields you need (unknown fields are skipped, not built), which for large lists is
+    /// much cheaper than a `Value` per object.
+    pub fn list_json(
+        kind: &GroupVersionKind,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+    ) -> Result<Vec<String>, CapabilityError> {
+        #[cfg(all(target_arch = "wasm32", feature = "controller"))]
+        {
+            use crate::bindings::corbel::plugin::resources as wit;
+            wit::list(&self::kind(kind), namespace, label_selector).map_err(super::from_wit)
+        }
+        #[cfg(not(all(target_arch = "wasm32", feature = "controller")))]
+        {
+            let _ = (kind, namespace, label_selector);
+            Err(super::native())
+        }
+    }
+
     /// Creates a child of the reconciled object (the host sets the ownerReference).
     pub fn create(object: &Value) -> Result<Value, CapabilityError> {
         #[cfg(all(target_arch = "wasm32", feature = "controller"))]
