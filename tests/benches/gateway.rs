@@ -14,7 +14,8 @@
 //!    answering the patch to the first request through Envoy that carries the new value (polled
 //!    back to back). p50 and p99; and the host's Gateway and Route reconciles meanwhile, from its
 //!    `/metrics` (`corbel_reconcile_duration_seconds`: how many a change, how many of them over
-//!    51 ms, i.e. whole translations, and their mean duration).
+//!    51 ms, i.e. whole translations, and their mean duration); and the host's highest RSS since
+//!    it started (VmHWM), which the changes' reconciles may raise beyond part 1's peak.
 //! 3. **Throughput**, 16 connections for T seconds each, in the same run: the upstream directly,
 //!    through Envoy on an open Route, and through Envoy on a Route with JWT (`jwt_authn`), the
 //!    consumer ACL (`rbac`) and a rate limit far above the load (`local_ratelimit`), so the
@@ -282,6 +283,10 @@ async fn main() {
         "propagation over {changes} changes: p50 {:.0} ms, p99 {:.0} ms (target p99 < 1 s)",
         percentile(&samples, 0.5).as_secs_f64() * 1000.0,
         percentile(&samples, 0.99).as_secs_f64() * 1000.0
+    );
+    println!(
+        "host RSS at its highest so far, the changes included: {:.1} MiB (VmHWM)",
+        mib(setup.embedded.server.peak_rss_kib())
     );
     let after = reconciles(&setup.embedded.server).await;
     for (kind, (count, seconds, slow)) in &after {
