@@ -89,7 +89,12 @@ impl Server {
             .arg(&config)
             .arg("--address-file")
             .arg(&address_file)
-            .env("RUST_LOG", "info")
+            // `CORBEL_TEST_LOG=info,corbel_reconcile=debug` also logs each reconcile and what
+            // woke it (docs/gateway.md, Tests).
+            .env(
+                "RUST_LOG",
+                std::env::var("CORBEL_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap())
             .spawn()

@@ -431,6 +431,13 @@ async fn reconcile<R: Reconciler>(
     let _in_flight = metrics.reconcile_started(&kind.name, &kind.resource.kind);
     let started = Instant::now();
     let uid = object.uid().unwrap_or_default();
+    // What woke it is kube-runtime's `reconciling object` span around this call (`object.reason`:
+    // the object changed, a related object changed, a requeue), printed with this line.
+    tracing::debug!(
+        controller = %kind.name,
+        resource_version = object.resource_version().unwrap_or_default(),
+        "reconcile"
+    );
     let api = kind.api_for(&object);
     let result = finalizer(&api, &context.finalizer, object, |event| async {
         match event {
