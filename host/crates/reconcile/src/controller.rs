@@ -87,7 +87,8 @@ impl Reconciler for KindController {
             // Whole objects rather than metadata (kube's `owns`): the watch also answers the
             // plugin's lists of its children (`WatchedKinds`).
             let cache = Writer::new(owned_resource.clone());
-            self.serve_when_synced(&owned_resource, cache.as_reader());
+            let id = self.watched.new_watch();
+            self.serve_when_synced(id, &owned_resource, cache.as_reader());
             let (watched, gvk) = (self.watched.clone(), owned.gvk());
             let children = reflector(
                 cache,
@@ -97,7 +98,7 @@ impl Reconciler for KindController {
                 )
                 .default_backoff(),
             )
-            .inspect_ok(move |event| watched.saw(&gvk, event))
+            .inspect_ok(move |event| watched.saw(id, &gvk, event))
             .touched_objects();
             controller = controller.owns_stream_with(children, owned_resource);
         }
@@ -113,13 +114,14 @@ impl Reconciler for KindController {
             .await?;
             let watched_api = Api::<DynamicObject>::all_with(client.clone(), &watched);
             let cache = Writer::new(watched.clone());
-            self.serve_when_synced(&watched, cache.as_reader());
+            let id = self.watched.new_watch();
+            self.serve_when_synced(id, &watched, cache.as_reader());
             let (kinds, gvk) = (self.watched.clone(), watch.kind_ref().gvk());
             let changes = changes::watch(
                 watched_api,
                 watch.status_fields.clone(),
                 cache,
-                move |event| kinds.saw(&gvk, event),
+                move |event| kinds.saw(id, &gvk, event),
             );
             let parent = resource.clone();
             controller = match (&watch.referenced_by, &watch.parent_field) {
@@ -211,12 +213,12 @@ impl Reconciler for KindController {
 
 impl KindController {
     /// Lets the plugin's lists of `resource` read `cache` once its first list is complete.
-    fn serve_when_synced(&self, resource: &ApiResource, cache: Store<DynamicObject>) {
+    fn serve_when_synced(&self, watch: u64, resource: &ApiResource, cache: Store<DynamicObject>) {
         let (watched, resource) = (self.watched.clone(), resource.clone());
         tokio::spawn(async move {
             // An error: the watch stopped before it synced (the controller stopped).
             if cache.wait_until_ready().await.is_ok() {
-                watched.serve(&resource, cache);
+                watched.serve(watch, &resource, cache);
             }
         });
     }

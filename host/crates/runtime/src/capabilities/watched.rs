@@ -45,11 +45,13 @@ type ObjectKey = (Option<String>, String);
 pub struct WatchedKinds {
     inner: Mutex<Inner>,
     caught_up: Notify,
+    watches: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
 struct Inner {
-    stores: HashMap<GvkKey, (Store<DynamicObject>, ApiResource)>,
+    /// The store serving each kind, and which watch fills it ([`WatchedKinds::new_watch`]).
+    stores: HashMap<GvkKey, (Store<DynamicObject>, ApiResource, u64)>,
     /// Writes not yet seen by the kind's watch: the resourceVersion written, or `None` for a
     /// deletion.
     expected: HashMap<GvkKey, HashMap<ObjectKey, Option<String>>>,
@@ -70,15 +72,24 @@ fn object_key(object: &DynamicObject) -> ObjectKey {
 }
 
 impl WatchedKinds {
-    /// Serves lists of `resource`'s kind from `store` from now on. Call once its first list is complete
-    /// (`Store::wait_until_ready`). A kind already served keeps its first store.
-    pub fn serve(&self, resource: &ApiResource, store: Store<DynamicObject>) {
+    /// A number for a new watch, which names it to [`WatchedKinds::serve`] and
+    /// [`WatchedKinds::saw`].
+    pub fn new_watch(&self) -> u64 {
+        self.watches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Serves lists of `resource`'s kind from `store`, filled by watch `watch`, from now on (in
+    /// place of an earlier watch of the kind). Call once its first list is complete
+    /// (`Store::wait_until_ready`).
+    pub fn serve(&self, watch: u64, resource: &ApiResource, store: Store<DynamicObject>) {
         let gvk = GroupVersionKind::gvk(&resource.group, &resource.version, &resource.kind);
         let mut inner = self.inner.lock().unwrap();
-        inner
-            .stores
-            .entry(gvk_key(&gvk))
-            .or_insert((store, resource.clone()));
+        let key = gvk_key(&gvk);
+        // What the earlier store was awaited for is for this one to show.
+        inner.expected.remove(&key);
+        inner.texts.remove(&key);
+        inner.stores.insert(key, (store, resource.clone(), watch));
     }
 
     /// Records a write of the plugin's (`resource_version` of what the API stored, `None` for
@@ -92,7 +103,7 @@ impl WatchedKinds {
     ) {
         let key = gvk_key(gvk);
         let mut inner = self.inner.lock().unwrap();
-        let Some((store, resource)) = inner.stores.get(&key) else {
+        let Some((store, resource, _)) = inner.stores.get(&key) else {
             return;
         };
         let mut reference = ObjectRef::new_with(name, resource.clone());
@@ -115,10 +126,18 @@ impl WatchedKinds {
         }
     }
 
-    /// Called for each event of `gvk`'s watch, after its cache applied it.
-    pub fn saw(&self, gvk: &GroupVersionKind, event: &watcher::Event<DynamicObject>) {
+    /// Called for each event of watch `watch` of `gvk`, after its cache applied it. Only the
+    /// watch whose store serves the kind counts: another one may be ahead of it.
+    pub fn saw(&self, watch: u64, gvk: &GroupVersionKind, event: &watcher::Event<DynamicObject>) {
         let key = gvk_key(gvk);
         let mut inner = self.inner.lock().unwrap();
+        if inner
+            .stores
+            .get(&key)
+            .is_none_or(|(_, _, serving)| *serving != watch)
+        {
+            return;
+        }
         match event {
             watcher::Event::Delete(o) => {
                 if let Some(texts) = inner.texts.get_mut(&key) {
@@ -253,7 +272,10 @@ impl Term {
 }
 
 /// The terms of `k=v,k==v,k!=v,k,!k` with valid keys and values; `None` for anything else
-/// (set-based terms, `gt`/`lt`, a malformed selector), which the API server then answers.
+/// (set-based terms, `gt`/`lt`, a malformed selector), which the API server then answers. The
+/// whole grammar, with the API server's error messages, is the embedded API's
+/// (`corbel_kubeapi::selectors`); the runtime does not depend on the API server's crate, so only
+/// this subset, strictly checked, is evaluated here.
 fn equality_terms(selector: &str) -> Option<Vec<Term>> {
     let mut terms = Vec::new();
     if selector.trim().is_empty() {
@@ -352,6 +374,154 @@ mod tests {
         assert!(!selects("a,!b", &[("a", ""), ("b", "x")]));
         assert!(selects("", &[]));
         assert!(selects("a=", &[("a", "")]));
+    }
+
+    fn route(name: &str, version: &str) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "gateway.corbel.dev/v1alpha1", "kind": "Route",
+            "metadata": {"name": name, "namespace": "default", "resourceVersion": version,
+                         "labels": {"gateway": "public"}},
+        }))
+        .unwrap()
+    }
+
+    fn names(objects: &[Arc<DynamicObject>]) -> Vec<(String, String)> {
+        let mut names: Vec<_> = objects
+            .iter()
+            .map(|o| {
+                let meta = &o.metadata;
+                (
+                    meta.name.clone().unwrap(),
+                    meta.resource_version.clone().unwrap(),
+                )
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A served kind with `r1` at version 1, as a controller's watch leaves it after its list.
+    fn served() -> (
+        WatchedKinds,
+        kube::runtime::reflector::store::Writer<DynamicObject>,
+        u64,
+        GroupVersionKind,
+    ) {
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "gateway.corbel.dev",
+            "v1alpha1",
+            "Route",
+        ));
+        let gvk = GroupVersionKind::gvk(&resource.group, &resource.version, &resource.kind);
+        let mut writer = kube::runtime::reflector::store::Writer::new(resource.clone());
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(route("r1", "1")));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let kinds = WatchedKinds::default();
+        let watch = kinds.new_watch();
+        kinds.serve(watch, &resource, writer.as_reader());
+        (kinds, writer, watch, gvk)
+    }
+
+    #[tokio::test]
+    async fn a_list_waits_for_the_controllers_own_write_to_reach_the_cache() {
+        let (kinds, mut writer, watch, gvk) = served();
+        let kinds = Arc::new(kinds);
+        assert_eq!(
+            names(
+                &kinds
+                    .list(&gvk, Some("default"), Some("gateway=public"))
+                    .await
+                    .unwrap()
+            ),
+            [("r1".to_string(), "1".to_string())]
+        );
+        assert!(
+            kinds
+                .list(&gvk, Some("other"), None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The controller updated r1 (version 2) and created r2 (3); its watch has not seen them.
+        kinds.expect(&gvk, Some("default"), "r1", Some("2".into()));
+        kinds.expect(&gvk, Some("default"), "r2", Some("3".into()));
+        let list = tokio::spawn({
+            let (kinds, gvk) = (kinds.clone(), gvk.clone());
+            async move { kinds.list(&gvk, Some("default"), None).await }
+        });
+        // The test runs on one thread: the list runs until it waits, or to its end.
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !list.is_finished(),
+            "a list must wait for the controller's own writes"
+        );
+        for event in [
+            watcher::Event::Apply(route("r1", "2")),
+            watcher::Event::Apply(route("r2", "3")),
+        ] {
+            writer.apply_watcher_event(&event);
+            kinds.saw(watch, &gvk, &event);
+        }
+        let listed = list.await.unwrap().unwrap();
+        assert_eq!(
+            names(&listed),
+            [
+                ("r1".to_string(), "2".to_string()),
+                ("r2".to_string(), "3".to_string())
+            ]
+        );
+        // A write the cache already holds is not waited for.
+        kinds.expect(&gvk, Some("default"), "r2", Some("3".into()));
+        assert_eq!(
+            kinds.list(&gvk, Some("default"), None).await.unwrap().len(),
+            2
+        );
+        // Its JSON is kept per version.
+        let r2 = listed
+            .iter()
+            .find(|o| o.metadata.name.as_deref() == Some("r2"))
+            .unwrap();
+        assert_eq!(
+            kinds.json(&gvk, r2),
+            serde_json::to_string(r2.as_ref()).unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_echo_that_never_comes_sends_the_list_to_the_api_server() {
+        let (kinds, mut writer, watch, gvk) = served();
+        kinds.expect(&gvk, Some("default"), "r1", None);
+        // Another watch of the same kind saw the deletion; the store serving lists did not.
+        let deleted = watcher::Event::Delete(route("r1", "1"));
+        kinds.saw(watch + 1, &gvk, &deleted);
+        assert!(kinds.list(&gvk, Some("default"), None).await.is_none());
+        // Given up on, it is not waited for again.
+        assert!(kinds.list(&gvk, Some("default"), None).await.is_some());
+        writer.apply_watcher_event(&deleted);
+        kinds.saw(watch, &gvk, &deleted);
+        assert!(
+            kinds
+                .list(&gvk, Some("default"), None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn kinds_nobody_watches_and_other_selectors_are_not_answered() {
+        let (kinds, _writer, _, gvk) = served();
+        let other = GroupVersionKind::gvk("gateway.corbel.dev", "v1alpha1", "Consumer");
+        assert!(kinds.list(&other, Some("default"), None).await.is_none());
+        assert!(
+            kinds
+                .list(&gvk, Some("default"), Some("gateway in (public)"))
+                .await
+                .is_none()
+        );
     }
 
     #[test]
