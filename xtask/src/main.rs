@@ -184,6 +184,10 @@ fn run(extra: &[String]) -> Result<(), String> {
     let envoy = DevEnvoy::start()
         .map_err(|e| eprintln!("==> no Envoy for the gateway controller: {e}"))
         .ok();
+    // Without it the open Route still serves; the token-secured one answers 401.
+    let oidc = DevOidc::start()
+        .map_err(|e| eprintln!("==> no OpenID provider for the gateway's tokens: {e}"))
+        .ok();
     let storage = match &garage {
         Some(garage) => format!(
             "  The storage controller, with Garage (S3) on {endpoint}:
@@ -214,9 +218,15 @@ fn run(extra: &[String]) -> Result<(), String> {
     kubectl --kubeconfig {kubeconfig} get configmap settings -o yaml
 
 {storage}
-  The gateway controller, with one Envoy configured by Corbel over xDS (its log: target/corbel-dev/envoy/envoy.log):
-    kubectl --kubeconfig {kubeconfig} apply -f deploy/crds/ -f deploy/local/examples/gateway.yaml
+  The gateway controller, with one Envoy configured by Corbel over xDS (its log: target/corbel-dev/envoy/envoy.log)
+  and an OpenID provider on {issuer} issuing tokens to orders-app and other-app:
+    kubectl --kubeconfig {kubeconfig} apply -f deploy/crds/
+    kubectl --kubeconfig {kubeconfig} apply -f deploy/local/examples/gateway.yaml
     curl -i http://127.0.0.1:10000/readyz                  # 200 through Envoy; the 4th in a minute is 429
+    token() {{ curl -s -u $1 -d grant_type=client_credentials -d resource=https://api.local.test {issuer}/token | grep -o '\"access_token\":\"[^\"]*' | cut -d'\"' -f4; }}
+    curl -i http://127.0.0.1:10000/orders                                                           # 401: no token
+    curl -i -H \"authorization: Bearer $(token orders-app:orders-secret)\" http://127.0.0.1:10000/orders  # 200: granted
+    curl -i -H \"authorization: Bearer $(token other-app:other-secret)\" http://127.0.0.1:10000/orders    # 403: no ConsumeRoute
 
   As the Kubernetes API server calls the webhooks:
     curl --cacert {ca} -H 'content-type: application/json' \\
@@ -224,7 +234,8 @@ fn run(extra: &[String]) -> Result<(), String> {
     curl --cacert {ca} https://127.0.0.1:8443/readyz
 ",
         ca = ca.display(),
-        kubeconfig = kubeconfig.display()
+        kubeconfig = kubeconfig.display(),
+        issuer = DevOidc::ISSUER,
     );
     let mut cmd = Command::new(root().join("target/release/corbel"));
     cmd.current_dir(root())
@@ -233,6 +244,7 @@ fn run(extra: &[String]) -> Result<(), String> {
         .arg(&config)
         .args(extra);
     let result = step("corbel serve", &mut cmd);
+    drop(oidc);
     drop(envoy);
     drop(garage);
     result
@@ -367,6 +379,62 @@ impl DevGarage {
 }
 
 impl Drop for DevGarage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The OpenID provider of `cargo xtask run` (npm `oidc-provider`, the one the tests use) on
+/// 127.0.0.1:9400, issuing client-credentials JWTs for the resource `https://api.local.test` to
+/// two clients: `orders-app`, which `deploy/local/examples/gateway.yaml` grants the `orders`
+/// Route, and `other-app`, which it does not. Its keys live as long as the process.
+struct DevOidc {
+    child: std::process::Child,
+}
+
+impl DevOidc {
+    const ISSUER: &str = "http://127.0.0.1:9400";
+
+    fn start() -> Result<DevOidc, String> {
+        oidc_provider()?;
+        let dir = root().join("tests/servers/oidc");
+        let config = r#"{"port": 9400, "resource": "https://api.local.test",
+            "clients": [{"id": "orders-app", "secret": "orders-secret"},
+                        {"id": "other-app", "secret": "other-secret"}]}"#;
+        let mut child = Command::new("node")
+            .arg(dir.join("provider.mjs"))
+            .current_dir(&dir)
+            .env("OIDC_PROVIDER_CONFIG", config)
+            // It exits when its stdin closes, so it never outlives this process.
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("failed to start node (Node.js 20 or later is needed): {e}"))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = sender.send(line);
+        });
+        let issuer = receiver
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_default();
+        if issuer.trim() != Self::ISSUER {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "the OpenID provider did not start on {} (is port 9400 taken?)",
+                Self::ISSUER
+            ));
+        }
+        Ok(DevOidc { child })
+    }
+}
+
+impl Drop for DevOidc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
