@@ -38,9 +38,9 @@ type ObjectKey = (Option<String>, String);
 /// The synced watch caches of one controller plugin, by kind, and the plugin's own writes
 /// that a cache has not delivered yet (the "expectations" of Kubernetes' ReplicaSet
 /// controller): a list of a kind waits for them, so that a reconcile always sees what an
-/// earlier one wrote. Without that, the reconcile that the echo of a Gateway's first child
-/// write starts found its other children as they were before, translated again and wrote
-/// them again (1.99 Gateway reconciles a change in the gateway bench, against 1.45).
+/// earlier one wrote. Without that, a reconcile that the echo of a Gateway's first child write
+/// starts can find its other children as they were before the last reconcile wrote them, and
+/// translate and write them again.
 #[derive(Default)]
 pub struct WatchedKinds {
     inner: Mutex<Inner>,
