@@ -22,21 +22,23 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
 /// The watcher of `api`, as the objects whose readable state changed (and those deleted).
-/// Every event reaches `cache` first, then `applied`, so a reconcile it starts lists at least
-/// that change.
-pub fn watch(
+/// With a `cache`, every event reaches its store first, then its callback, so a reconcile it
+/// starts lists at least that change.
+pub fn watch<F>(
     api: Api<DynamicObject>,
     status_fields: Option<Vec<String>>,
-    cache: Writer<DynamicObject>,
-    applied: impl Fn(&watcher::Event<DynamicObject>) + Send + 'static,
-) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static {
+    cache: Option<(Writer<DynamicObject>, F)>,
+) -> impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static
+where
+    F: Fn(&watcher::Event<DynamicObject>) + Send + 'static,
+{
     let mut seen: HashMap<(Option<String>, String), u64> = HashMap::new();
-    reflector(
-        cache,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    )
-    .inspect_ok(applied)
-    .filter_map(move |event| {
+    let events = watcher(api, watcher::Config::default()).default_backoff();
+    let events = match cache {
+        Some((store, applied)) => reflector(store, events).inspect_ok(applied).left_stream(),
+        None => events.right_stream(),
+    };
+    events.filter_map(move |event| {
         let passed = match event {
             Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
                 let hash = readable(&object, status_fields.as_deref());

@@ -84,8 +84,17 @@ impl Reconciler for KindController {
                 stop,
             )
             .await?;
-            // Whole objects rather than metadata (kube's `owns`): the watch also answers the
-            // plugin's lists of its children (`WatchedKinds`).
+            if !self.lists(&owned_resource) {
+                // Metadata is enough to find the owner (kube's `owns`): a kind the plugin may
+                // not list whole (Secrets it writes, say) is neither fetched nor kept.
+                controller = controller.owns_with(
+                    Api::<DynamicObject>::all_with(client.clone(), &owned_resource),
+                    owned_resource,
+                    watcher::Config::default(),
+                );
+                continue;
+            }
+            // Whole objects: the watch also answers the plugin's lists (`WatchedKinds`).
             let cache = Writer::new(owned_resource.clone());
             let id = self.watched.new_watch();
             self.serve_when_synced(id, &owned_resource, cache.as_reader());
@@ -113,16 +122,16 @@ impl Reconciler for KindController {
             )
             .await?;
             let watched_api = Api::<DynamicObject>::all_with(client.clone(), &watched);
-            let cache = Writer::new(watched.clone());
-            let id = self.watched.new_watch();
-            self.serve_when_synced(id, &watched, cache.as_reader());
-            let (kinds, gvk) = (self.watched.clone(), watch.kind_ref().gvk());
-            let changes = changes::watch(
-                watched_api,
-                watch.status_fields.clone(),
-                cache,
-                move |event| kinds.saw(id, &gvk, event),
-            );
+            let cache = self.lists(&watched).then(|| {
+                let cache = Writer::new(watched.clone());
+                let id = self.watched.new_watch();
+                self.serve_when_synced(id, &watched, cache.as_reader());
+                let (kinds, gvk) = (self.watched.clone(), watch.kind_ref().gvk());
+                let applied =
+                    move |event: &watcher::Event<DynamicObject>| kinds.saw(id, &gvk, event);
+                (cache, applied)
+            });
+            let changes = changes::watch(watched_api, watch.status_fields.clone(), cache);
             let parent = resource.clone();
             controller = match (&watch.referenced_by, &watch.parent_field) {
                 (Some(path), _) => {
@@ -212,6 +221,15 @@ impl Reconciler for KindController {
 }
 
 impl KindController {
+    /// Whether the plugin may list every object of `resource`'s kind, so that its watch is kept
+    /// to answer those lists. Not for a kind it may only write (it reads only its children, and
+    /// the host would otherwise hold, say, every Secret of the cluster for nothing).
+    fn lists(&self, resource: &ApiResource) -> bool {
+        self.controller
+            .grants
+            .may_read_any(&resource.group, &resource.version, &resource.kind)
+    }
+
     /// Lets the plugin's lists of `resource` read `cache` once its first list is complete.
     fn serve_when_synced(&self, watch: u64, resource: &ApiResource, cache: Store<DynamicObject>) {
         let (watched, resource) = (self.watched.clone(), resource.clone());

@@ -1,6 +1,7 @@
 //! Lists answered from the controller's own watches, as controller-runtime's cached client
-//! answers them: `resources.list` of a kind the plugin's manifest owns or watches reads the
-//! objects the host already holds for that watch instead of asking the API server again.
+//! answers them: `resources.list` of a kind the plugin's manifest owns or watches, and may read
+//! whole, reads the objects the host already holds for that watch instead of asking the API
+//! server again.
 //!
 //! Why: a Gateway of 1,000 Routes lists its 1,002 `XdsSnapshot`s and 3,000 Routes, Consumers
 //! and ConsumeRoutes on every reconcile. Profiled during the gateway bench's propagation part
