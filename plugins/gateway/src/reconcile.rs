@@ -249,29 +249,27 @@ struct ListedMeta {
     generation: Option<i64>,
 }
 
-/// A listed object as [`named`] reads it, parsed from its text; `None` when its spec does not
-/// parse.
-fn named_text<T: DeserializeOwned>(text: &str) -> Option<Named<T>> {
-    let Listed { metadata, spec } = serde_json::from_str::<Listed<T>>(text).ok()?;
-    Some(Named {
-        name: metadata.name,
-        created: metadata.creation_timestamp.unwrap_or_default(),
-        generation: metadata.generation.unwrap_or(1),
-        spec,
-    })
+impl<T> From<Listed<T>> for Named<T> {
+    fn from(Listed { metadata, spec }: Listed<T>) -> Self {
+        Named {
+            name: metadata.name,
+            created: metadata.creation_timestamp.unwrap_or_default(),
+            generation: metadata.generation.unwrap_or(1),
+            spec,
+        }
+    }
 }
 
+/// A listed object, parsed from its text; `None` when its spec does not parse.
+fn named_text<T: DeserializeOwned>(text: &str) -> Option<Named<T>> {
+    serde_json::from_str::<Listed<T>>(text)
+        .ok()
+        .map(Named::from)
+}
+
+/// An object read whole (the reconciled one, a Consumer by name), as [`named_text`] reads text.
 fn named<T: DeserializeOwned>(object: &Value) -> Option<Named<T>> {
-    let metadata = &object["metadata"];
-    Some(Named {
-        name: metadata["name"].as_str()?.to_string(),
-        created: metadata["creationTimestamp"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-        generation: metadata["generation"].as_i64().unwrap_or(1),
-        spec: serde_json::from_value(object.get("spec").cloned().unwrap_or_default()).ok()?,
-    })
+    Listed::<T>::deserialize(object).ok().map(Named::from)
 }
 
 fn all<T: DeserializeOwned>(

@@ -90,7 +90,6 @@ pub mod resources {
         }
     }
 
-    #[cfg(all(target_arch = "wasm32", feature = "controller"))]
     fn parse(json: String) -> Result<Value, CapabilityError> {
         serde_json::from_str(&json)
             .map_err(|e| CapabilityError::Invalid(format!("the host returned bad JSON: {e}")))
@@ -123,20 +122,10 @@ pub mod resources {
         namespace: Option<&str>,
         label_selector: Option<&str>,
     ) -> Result<Vec<Value>, CapabilityError> {
-        #[cfg(all(target_arch = "wasm32", feature = "controller"))]
-        {
-            use crate::bindings::corbel::plugin::resources as wit;
-            wit::list(&self::kind(kind), namespace, label_selector)
-                .map_err(super::from_wit)?
-                .into_iter()
-                .map(parse)
-                .collect()
-        }
-        #[cfg(not(all(target_arch = "wasm32", feature = "controller")))]
-        {
-            let _ = (kind, namespace, label_selector);
-            Err(super::native())
-        }
+        list_json(kind, namespace, label_selector)?
+            .into_iter()
+            .map(parse)
+            .collect()
     }
 
     /// [`list`], each object as its JSON text: parse it into a type of your own to read only
